@@ -1,0 +1,21 @@
+# mmrm: the two commands of a fresh machine are `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast data clean-venv
+
+install:  ## create .venv with torch, mmcv (ops), mmpretrain, mmdet, mmseg, mmrm (idempotent)
+	VENV=$(abspath $(VENV)) bash scripts/install_env.sh
+
+data: install  ## Fashion-MNIST from Debian's dataset-fashion-mnist, in mmpretrain's layout
+	$(PY) tools/dataset_converters/prepare_fashion_mnist.py --out data/fashion_mnist
+
+demo: data  ## the main job: a short RecursiveMix training on Fashion-MNIST (CPU, minutes)
+	$(PY) tools/demo.py
+
+test: install  ## the whole test suite
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from .recursive_mix import RecursiveMixBatchAugment
+
+__all__ = ['RecursiveMixBatchAugment']

@@ -1,0 +1,3 @@
+from .rm_classifier import RMClassifier
+
+__all__ = ['RMClassifier']

@@ -1,0 +1,3 @@
+from .rm_data_preprocessor import RMDataPreprocessor
+
+__all__ = ['RMDataPreprocessor']

@@ -1,0 +1,3 @@
+from .roi_consistency_head import RoIConsistencyHead
+
+__all__ = ['RoIConsistencyHead']

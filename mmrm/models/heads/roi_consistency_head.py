@@ -1,0 +1,88 @@
+"""RoI consistency head of RecursiveMix (paper Eq. 4-5)."""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.ops import roi_align
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+
+
+@MODELS.register_module()
+class RoIConsistencyHead(BaseModule):
+    r"""Predicts the pasted history from the current feature map and aligns it with history.
+
+    Eq. (4): :math:`\tilde p^t_{roi} = H'(\mathrm{RoIAlign}_{1\times1}(F(\tilde x^t), B))`;
+    Eq. (5), the consistency term:
+    :math:`\omega\,\lambda\,\mathrm{KL}(\mathrm{softmax}(p^h)\,\|\,\mathrm{softmax}(\tilde p^t_{roi}))`.
+
+    Shapes: feature map ``(N, C, h, w)`` of an input ``(N, 3, H, W)``; boxes ``(N, 4)`` as
+    ``(x1, y1, x2, y2)`` in input pixels; RoIAlign with output 1x1, ``aligned=True`` and
+    adaptive sampling (``sampling_ratio=0``) at ``spatial_scale = w / W``; logits ``(N, K)``.
+
+    Args:
+        num_classes (int): K, must equal the main head's.
+        in_channels (int): C of the last feature map, must equal the backbone's.
+        omega (float): weight of the consistency loss (0.1 CIFAR, 0.5 ImageNet); 0 turns the
+            loss off (the "no CL" ablation) while keeping every parameter in the graph.
+        share_fc (bool): reuse the main head's ``fc`` as H' instead of an own linear layer
+            (paper Table 4a; default False, unshared). With sharing this head has no
+            parameters and the classifier passes the main fc to :meth:`forward`.
+        init_cfg (dict): initialisation of the own fc, as mmpretrain's LinearClsHead.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 omega: float = 0.1,
+                 share_fc: bool = False,
+                 init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01)):
+        super().__init__(init_cfg=init_cfg)
+        for name, value in (('num_classes', num_classes), ('in_channels', in_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f'RoIConsistencyHead: {name} must be a positive int, '
+                                 f'got {value!r}')
+        if isinstance(omega, bool) or not isinstance(omega, (int, float)) or omega < 0:
+            raise ValueError(f'RoIConsistencyHead: omega must be a number >= 0 (0 disables the '
+                             f'consistency loss), got {omega!r}')
+        if not isinstance(share_fc, bool):
+            raise ValueError(f'RoIConsistencyHead: share_fc must be True or False, '
+                             f'got {share_fc!r}')
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.omega = float(omega)
+        self.share_fc = share_fc
+        self.fc = None if share_fc else nn.Linear(in_channels, num_classes)
+
+    def pool(self, feat: torch.Tensor, boxes: torch.Tensor,
+             img_shape: Tuple[int, int]) -> torch.Tensor:
+        """1x1 RoIAlign of ``feat`` (N, C, h, w) at ``boxes`` (N, 4); returns (N, C)."""
+        if feat.size(1) != self.in_channels:
+            raise ValueError(f'RoIConsistencyHead: in_channels={self.in_channels} but the last '
+                             f'feature map has {feat.size(1)} channels')
+        n = feat.size(0)
+        batch_idx = torch.arange(n, device=feat.device, dtype=feat.dtype).unsqueeze(1)
+        rois = torch.cat([batch_idx, boxes.to(feat.dtype)], dim=1)
+        spatial_scale = feat.size(-1) / float(img_shape[-1])
+        pooled = roi_align(feat, rois, (1, 1), spatial_scale, 0, 'avg', True)
+        return pooled.flatten(1)
+
+    def forward(self, feat: torch.Tensor, boxes: torch.Tensor, img_shape: Tuple[int, int],
+                fc: Optional[nn.Module] = None) -> torch.Tensor:
+        """Logits of the pasted box, (N, K). ``fc`` is the main head's fc when sharing."""
+        if self.share_fc and fc is None:
+            raise ValueError('RoIConsistencyHead(share_fc=True) needs the main fc')
+        return (fc if self.share_fc else self.fc)(self.pool(feat, boxes, img_shape))
+
+    def loss(self, roi_logits: torch.Tensor, hist_logits: torch.Tensor,
+             lam: torch.Tensor) -> torch.Tensor:
+        """``omega * mean_i(lam_i * KL(softmax(p_h_i) || softmax(z_roi_i)))``, temperature 1.
+
+        Computed in float32 (safe under autocast). ``lam`` is (N,); with one box per batch
+        this is exactly Eq. (5)'s ``omega * lam * KL`` with the batch-mean KL.
+        """
+        log_q = F.log_softmax(roi_logits.float(), dim=1)
+        log_p = F.log_softmax(hist_logits.float(), dim=1)
+        kl = (log_p.exp() * (log_p - log_q)).sum(dim=1)
+        return self.omega * (lam.float() * kl).mean()

@@ -61,11 +61,16 @@ class RoIConsistencyHead(BaseModule):
         if feat.size(1) != self.in_channels:
             raise ValueError(f'RoIConsistencyHead: in_channels={self.in_channels} but the last '
                              f'feature map has {feat.size(1)} channels')
+        if feat.dtype not in (torch.float32, torch.float64):
+            # mmcv's RoIAlign has no bf16 kernels (and no fp16 on CPU); the last map is small.
+            feat = feat.float()
         n = feat.size(0)
         batch_idx = torch.arange(n, device=feat.device, dtype=feat.dtype).unsqueeze(1)
         rois = torch.cat([batch_idx, boxes.to(feat.dtype)], dim=1)
         spatial_scale = feat.size(-1) / float(img_shape[-1])
-        pooled = roi_align(feat, rois, (1, 1), spatial_scale, 0, 'avg', True)
+        # mmcv's kernels index the raw memory: a strided map (e.g. PVTv2's NLC->NCHW view,
+        # channels_last) would be read as garbage.
+        pooled = roi_align(feat.contiguous(), rois, (1, 1), spatial_scale, 0, 'avg', True)
         return pooled.flatten(1)
 
     def forward(self, feat: torch.Tensor, boxes: torch.Tensor, img_shape: Tuple[int, int],

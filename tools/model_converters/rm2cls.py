@@ -1,0 +1,36 @@
+"""Export an RMClassifier checkpoint as a plain mmpretrain ImageClassifier checkpoint.
+
+Drops the RoI consistency head (``roi_head.*``, RM training only) and the optimizer/scheduler
+state. The result loads into the same config with ``type='ImageClassifier'`` and no
+``roi_head`` with zero missing and zero unexpected keys, and has exactly the baseline's
+parameter count (paper Table 10: #P deploy).
+
+    python tools/model_converters/rm2cls.py work_dirs/rm/epoch_300.pth rm_r50_cls.pth
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
+from mmrm.utils.convert import convert_rm_checkpoint  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='RMClassifier checkpoint')
+    parser.add_argument('dst', help='output checkpoint')
+    args = parser.parse_args(argv)
+    ckpt = torch.load(args.src, map_location='cpu')
+    out, dropped = convert_rm_checkpoint(ckpt)
+    torch.save(out, args.dst)
+    params = sum(v.numel() for k, v in out['state_dict'].items() if v.is_floating_point()
+                 and 'running_' not in k)
+    print(f'dropped {len(dropped)} RM-only keys: {", ".join(dropped) or "none"}')
+    print(f'wrote {args.dst}: {len(out["state_dict"])} keys, {params / 1e6:.2f}M parameters')
+
+
+if __name__ == '__main__':
+    main()

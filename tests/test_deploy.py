@@ -1,0 +1,68 @@
+"""Deploy export: an RM checkpoint becomes a plain ImageClassifier with the baseline's size."""
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+from mmengine.runner import load_checkpoint
+from mmpretrain.registry import MODELS
+
+import mmrm  # noqa: F401
+from mmrm.utils.convert import convert_rm_checkpoint
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+BACKBONE = dict(type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8)
+HEAD = dict(type='LinearClsHead', num_classes=7, in_channels=64,
+            loss=dict(type='CrossEntropyLoss', use_soft=True))
+
+
+def rm_model():
+    return MODELS.build(dict(type='RMClassifier', backbone=BACKBONE,
+                             neck=dict(type='GlobalAveragePooling'), head=HEAD,
+                             data_preprocessor=dict(num_classes=7)))
+
+
+def plain_model():
+    return MODELS.build(dict(type='ImageClassifier', backbone=BACKBONE,
+                             neck=dict(type='GlobalAveragePooling'), head=HEAD))
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_rm2cls_loads_into_plain_classifier_with_zero_mismatch(tmp_path):
+    rm = rm_model()
+    rm.init_weights()
+    src, dst = tmp_path / 'rm.pth', tmp_path / 'cls.pth'
+    torch.save(dict(meta=dict(epoch=3, seed=0), state_dict=rm.state_dict(),
+                    optimizer=dict(state={}, param_groups=[])), src)
+    out = subprocess.run([sys.executable, osp.join(ROOT, 'tools/model_converters/rm2cls.py'),
+                          str(src), str(dst)], capture_output=True, text=True, check=True)
+    assert 'dropped 2 RM-only keys: roi_head.fc.bias, roi_head.fc.weight' in out.stdout
+
+    plain = plain_model()
+    ckpt = torch.load(dst, map_location='cpu')
+    assert set(ckpt) == {'meta', 'state_dict'}
+    result = plain.load_state_dict(ckpt['state_dict'], strict=True)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert count(plain) == count(rm) - (64 * 7 + 7)
+    x = torch.rand(2, 3, 32, 32)
+    rm.eval()
+    plain.eval()
+    # the exported model predicts exactly what the RM model predicts
+    assert torch.equal(plain(x, mode='tensor'), rm(x, mode='tensor'))
+    # and mmengine's own loader agrees (it would warn on any mismatch)
+    load_checkpoint(plain_model(), str(dst), map_location='cpu', strict=True)
+
+
+def test_backbone_only_conversion_and_prefix_strip():
+    state = rm_model().state_dict()
+    out, dropped = convert_rm_checkpoint(dict(state_dict=state, meta={}), backbone_only=True)
+    assert all(k.startswith('backbone.') for k in out['state_dict'])
+    assert sorted(dropped) == sorted(k for k in state if not k.startswith('backbone.'))
+    bare, _ = convert_rm_checkpoint(dict(state_dict=state), backbone_only=True, strip_prefix=True)
+    backbone = MODELS.build(BACKBONE)
+    res = backbone.load_state_dict(bare['state_dict'], strict=True)
+    assert res.missing_keys == [] and res.unexpected_keys == []

@@ -1,0 +1,214 @@
+"""Runtime environment helpers for ``tools/train.py`` and ``tools/test.py``.
+
+Two things MMEngine 0.10.7 does not do on a machine without CUDA:
+
+* **Distributed training on CPU.** ``mmengine.dist.init_dist`` calls
+  ``torch.cuda.set_device`` for every launcher and therefore fails without CUDA, even with
+  ``backend='gloo'``; and the Runner's default DDP wrapper passes
+  ``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU module.
+  :func:`setup_cpu_distributed` creates the gloo process group itself from the
+  torchrun / slurm / OpenMPI environment (the Runner skips ``init_dist`` when a process group
+  already exists) and points the config at a CPU-capable DDP wrapper. With CUDA present it
+  does nothing: MMEngine's own path (nccl) is used unchanged.
+* **Mixed precision on CPU.** ``AmpOptimWrapper`` asserts that CUDA (or NPU/MLU/MUSA) is
+  available. :class:`CPUAmpOptimWrapper` is the same wrapper for CPU: bfloat16 autocast (the only
+  dtype CPU autocast supports in MMEngine) and a CPU ``GradScaler``. :func:`setup_amp` picks
+  the right wrapper.
+"""
+import datetime
+import os
+import subprocess
+from typing import Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, ConfigDict
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
+
+__all__ = ['setup_cpu_distributed', 'setup_amp', 'CPUAmpOptimWrapper']
+
+_LAUNCHERS = ('pytorch', 'slurm', 'mpi')
+
+
+def _cuda_available() -> bool:
+    return torch.cuda.is_available() and torch.cuda.device_count() > 0
+
+
+def _env_from_launcher(launcher: str) -> tuple:
+    """Return ``(rank, world_size, local_rank)`` for ``launcher`` and fill the
+    ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``
+    variables that the ``env://`` rendezvous reads, the way MMEngine's
+    ``_init_dist_*`` functions do."""
+    env = os.environ
+    if launcher == 'pytorch':
+        # torchrun / torch.distributed.launch set all of these.
+        rank = int(env['RANK'])
+        world_size = int(env['WORLD_SIZE'])
+        local_rank = int(env.get('LOCAL_RANK', 0))
+    elif launcher == 'slurm':
+        rank = int(env['SLURM_PROCID'])
+        world_size = int(env['SLURM_NTASKS'])
+        local_rank = int(env.get('SLURM_LOCALID', 0))
+        if 'MASTER_ADDR' not in env:
+            node_list = env['SLURM_NODELIST']
+            env['MASTER_ADDR'] = subprocess.getoutput(
+                f'scontrol show hostname {node_list} | head -n1')
+        env.setdefault('MASTER_PORT', '29500')
+    elif launcher == 'mpi':
+        rank = int(env['OMPI_COMM_WORLD_RANK'])
+        world_size = int(env['OMPI_COMM_WORLD_SIZE'])
+        local_rank = int(env.get('OMPI_COMM_WORLD_LOCAL_RANK', 0))
+        env.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in env:
+            raise KeyError('The environment variable MASTER_ADDR is not set')
+    else:
+        raise ValueError(f'Invalid launcher type: {launcher}')
+    env['RANK'] = str(rank)
+    env['WORLD_SIZE'] = str(world_size)
+    env['LOCAL_RANK'] = str(local_rank)
+    return rank, world_size, local_rank
+
+
+def _is_ddp_type(wrapper_type) -> bool:
+    if isinstance(wrapper_type, str):
+        wrapper_type = MODEL_WRAPPERS.get(wrapper_type)
+    return isinstance(wrapper_type, type) and issubclass(
+        wrapper_type, torch.nn.parallel.DistributedDataParallel)
+
+
+def setup_cpu_distributed(cfg: Config,
+                          launcher: Optional[str] = None) -> bool:
+    """Prepare distributed training/testing on a machine without CUDA.
+
+    Call it after the command-line arguments are merged into ``cfg`` and before the Runner is
+    built. When ``launcher`` (default: ``cfg.launcher``) is ``'none'`` or CUDA is available,
+    it does nothing and returns False. Otherwise it
+
+    1. sets ``cfg.env_cfg.dist_cfg.backend = 'gloo'``;
+    2. sets ``cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel',
+       device_ids=None, broadcast_buffers=False, find_unused_parameters=...)`` (what the Runner
+       builds by default, minus the CUDA device) unless the config has its own
+       ``model_wrapper_cfg``; a user wrapper derived from ``DistributedDataParallel`` gets
+       ``device_ids=None`` unless it names its own;
+    3. creates the default gloo process group (``env://``) from the launcher's environment
+       variables, honouring ``dist_cfg.timeout`` (seconds) like MMEngine does,
+
+    and returns True. A process group that already exists is kept.
+    """
+    launcher = launcher if launcher is not None else cfg.get('launcher', 'none')
+    if launcher in (None, 'none') or _cuda_available():
+        return False
+    if launcher not in _LAUNCHERS:
+        raise ValueError(f'Invalid launcher type: {launcher}')
+
+    env_cfg = cfg.get('env_cfg', None)
+    if env_cfg is None:
+        cfg.env_cfg = ConfigDict()
+        env_cfg = cfg.env_cfg
+    if env_cfg.get('dist_cfg', None) is None:
+        env_cfg.dist_cfg = ConfigDict()
+    env_cfg.dist_cfg.backend = 'gloo'
+
+    wrapper_cfg = cfg.get('model_wrapper_cfg', None)
+    if wrapper_cfg is None:
+        cfg.model_wrapper_cfg = ConfigDict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    elif _is_ddp_type(wrapper_cfg.get('type', 'MMDistributedDataParallel')):
+        wrapper_cfg.setdefault('device_ids', None)
+
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        return True
+
+    rank, world_size, _ = _env_from_launcher(launcher)
+    kwargs = {
+        k: v
+        for k, v in env_cfg.dist_cfg.items() if k not in ('backend', 'port')
+    }
+    if launcher == 'slurm' and env_cfg.dist_cfg.get('port') is not None:
+        os.environ['MASTER_PORT'] = str(env_cfg.dist_cfg.port)
+    timeout = kwargs.get('timeout', None)
+    if timeout is not None and not isinstance(timeout, datetime.timedelta):
+        kwargs['timeout'] = datetime.timedelta(seconds=timeout)
+    torch_dist.init_process_group(
+        backend='gloo',
+        init_method='env://',
+        rank=rank,
+        world_size=world_size,
+        **kwargs)
+    return True
+
+
+@OPTIM_WRAPPERS.register_module()
+class CPUAmpOptimWrapper(AmpOptimWrapper):
+    """``AmpOptimWrapper`` for CPU: bfloat16 autocast with a CPU loss scaler.
+
+    MMEngine's ``AmpOptimWrapper`` refuses to be built without CUDA/NPU/MLU/MUSA, and CPU
+    autocast in MMEngine supports bfloat16 only. This wrapper behaves like ``AmpOptimWrapper``
+    otherwise: ``loss_scale`` (``'dynamic'``, a float or a dict of ``GradScaler`` arguments)
+    builds a ``torch.amp.GradScaler('cpu')`` (bfloat16 does not need loss scaling, but a
+    scaler keeps the checkpoint's ``loss_scaler`` entry compatible with ``AmpOptimWrapper`` on
+    a GPU machine, and skips steps whose gradients are not finite).
+
+    Args:
+        loss_scale: as in ``AmpOptimWrapper``. Defaults to ``'dynamic'``.
+        dtype: autocast dtype; only ``'bfloat16'`` (default) is supported on CPU.
+        **kwargs: passed to :class:`mmengine.optim.OptimWrapper`.
+    """
+
+    def __init__(self, loss_scale='dynamic', dtype='bfloat16', **kwargs):
+        OptimWrapper.__init__(self, **kwargs)
+        self._scale_update_param = None
+        if loss_scale == 'dynamic':
+            self.loss_scaler = torch.amp.GradScaler('cpu')
+        elif isinstance(loss_scale, float):
+            self._scale_update_param = loss_scale
+            self.loss_scaler = torch.amp.GradScaler(
+                'cpu', init_scale=loss_scale)
+        elif isinstance(loss_scale, dict):
+            self.loss_scaler = torch.amp.GradScaler('cpu', **loss_scale)
+        else:
+            raise TypeError('loss_scale must be of type float, dict, or '
+                            f'"dynamic", but got {loss_scale}')
+        if dtype is None:
+            dtype = torch.bfloat16
+        if isinstance(dtype, str):
+            assert dtype in self.valid_dtypes, (
+                f'dtype should be any of {self.valid_dtypes}, got {dtype}')
+            dtype = getattr(torch, dtype)
+        if dtype != torch.bfloat16:
+            raise ValueError('CPU autocast supports only bfloat16, got '
+                             f'{dtype}')
+        self.cast_dtype = dtype
+
+
+def setup_amp(cfg: Config) -> Config:
+    """Switch ``cfg.optim_wrapper`` to mixed precision (what ``--amp`` does).
+
+    With CUDA: ``type='AmpOptimWrapper'`` and ``loss_scale='dynamic'`` unless the config sets a
+    loss scale (float16 autocast, as in every OpenMMLab repo). Without CUDA:
+    ``type='CPUAmpOptimWrapper'`` with ``dtype='bfloat16'`` (CPU float16 autocast is not
+    supported by MMEngine and would be slow and lossy). Every other key of the optim wrapper
+    (optimizer, paramwise_cfg, clip_grad, accumulative_counts, ...) is kept.
+    """
+    optim_wrapper = cfg.get('optim_wrapper', None)
+    if optim_wrapper is None:
+        raise ValueError('--amp needs an `optim_wrapper` in the config')
+    wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper',
+                            'CPUAmpOptimWrapper'):
+        # a custom wrapper (e.g. DeepSpeed / ColossalAI): leave it alone
+        raise ValueError(
+            f'--amp only converts OptimWrapper/AmpOptimWrapper, got '
+            f'{wrapper_type}; set mixed precision in the config instead')
+    if _cuda_available():
+        optim_wrapper.type = 'AmpOptimWrapper'
+        optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        optim_wrapper.type = 'CPUAmpOptimWrapper'
+        optim_wrapper.setdefault('loss_scale', 'dynamic')
+        optim_wrapper.dtype = 'bfloat16'
+    return cfg

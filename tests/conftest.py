@@ -1,0 +1,55 @@
+"""pytest configuration shared by all mmrm tests.
+
+* puts the repository root first on ``sys.path`` so ``import mmrm`` and
+  ``from tests.utils import ...`` work from a checkout without installing;
+* fixtures: ``tiny_image_folder`` (a session-wide synthetic ImageNet-style folder, see
+  :func:`tests.utils.make_image_folder`) and ``free_port``.
+"""
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def _bind_local_tests_package():
+    """Make ``tests`` mean this directory.
+
+    ``model-index`` (pulled in by openmim / mmsegmentation) installs a top-level *regular*
+    package named ``tests`` into site-packages; it wins over this directory (a namespace
+    package without ``__init__.py``) whatever the order of ``sys.path``, and
+    ``from tests.utils import ...`` would fail.
+    """
+    local = str(Path(__file__).resolve().parent)
+    mod = sys.modules.get('tests')
+    if mod is not None and local in list(getattr(mod, '__path__', [])):
+        return
+    spec = importlib.machinery.ModuleSpec('tests', None, is_package=True)
+    spec.submodule_search_locations = [local]
+    sys.modules['tests'] = importlib.util.module_from_spec(spec)
+
+
+_bind_local_tests_package()
+
+from tests.utils import find_free_port, make_image_folder  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def tiny_image_folder(tmp_path_factory):
+    """Root of a 2-class folder dataset, 4 RGB 16x16 PNGs per class (read-only: do not
+    modify it; write your own with :func:`tests.utils.make_image_folder` if you need other
+    shapes)."""
+    return make_image_folder(
+        tmp_path_factory.mktemp('tiny_imagenet'), num_classes=2,
+        images_per_class=4, size=16)
+
+
+@pytest.fixture
+def free_port():
+    """A free TCP port on 127.0.0.1."""
+    return find_free_port()

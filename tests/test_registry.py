@@ -1,0 +1,87 @@
+"""``custom_imports=dict(imports=['mmrm'])`` makes the mmrm components reachable from configs.
+
+The subprocess test is the real one: a fresh interpreter that has not imported mmrm reads a
+config file and must find the names in mmpretrain's registries.
+"""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from mmengine.config import Config
+
+from tests.utils import REPO_ROOT, tool_env
+
+CFG_TEXT = textwrap.dedent("""\
+    default_scope = 'mmpretrain'
+    custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)
+    model = dict(type='RMClassifier')
+    """)
+
+# (registry module, registry name, component name) that mmrm promises (docs: DESIGN.md §2)
+PUBLIC_NAMES = [
+    ('mmpretrain.registry', 'BATCH_AUGMENTS', 'RecursiveMixBatchAugment'),
+    ('mmpretrain.registry', 'MODELS', 'RMClassifier'),
+    ('mmpretrain.registry', 'OPTIM_WRAPPERS', 'CPUAmpOptimWrapper'),
+]
+
+
+def test_config_custom_imports_fresh_process(tmp_path):
+    cfg_file = tmp_path / 'rm_cfg.py'
+    cfg_file.write_text(CFG_TEXT)
+    checks = '\n'.join(
+        f"cls = importlib.import_module('{mod}').{reg}.get('{name}')\n"
+        f"assert cls is not None, '{name} not in {reg}'\n"
+        f"assert cls.__module__.startswith('mmrm.'), cls.__module__\n"
+        for mod, reg, name in PUBLIC_NAMES)
+    code = textwrap.dedent(f"""\
+        import importlib, sys
+        from mmengine.config import Config
+        assert 'mmrm' not in sys.modules
+        cfg = Config.fromfile({str(cfg_file)!r})
+        assert 'mmrm' in sys.modules, 'custom_imports did not import mmrm'
+        import mmrm
+        assert isinstance(mmrm.__version__, str) and mmrm.__version__
+        """) + checks + "print('OK', mmrm.__version__)\n"
+    proc = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path),
+                          env=tool_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'OK' in proc.stdout
+
+
+def test_custom_imports_failure_is_loud(tmp_path):
+    """allow_failed_imports=False must raise for a missing module (no silent no-op)."""
+    cfg_file = tmp_path / 'bad_cfg.py'
+    cfg_file.write_text("custom_imports = dict(imports=['mmrm_no_such_module'], "
+                        'allow_failed_imports=False)\n')
+    with pytest.raises(ImportError):
+        Config.fromfile(str(cfg_file))
+
+
+@pytest.mark.parametrize('mod,reg,name', PUBLIC_NAMES)
+def test_names_resolve_in_process(mod, reg, name):
+    import importlib
+
+    import mmrm
+    registry = getattr(importlib.import_module(mod), reg)
+    cls = registry.get(name)
+    assert cls is not None, f'{name} missing from {mod}.{reg}'
+    assert cls.__module__.startswith('mmrm.')
+    assert mmrm.__version__
+
+
+def test_scoped_name_from_other_repos():
+    """mmdet/mmseg configs reach mmpretrain-registered mmrm names with the scope prefix."""
+    pytest.importorskip('mmdet')
+    import mmrm  # noqa: F401
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        cls = DET_MODELS.get('mmpretrain.RMClassifier')
+    assert cls is not None and cls.__module__.startswith('mmrm.')
+
+
+def test_repo_root_constant():
+    assert (REPO_ROOT / 'mmrm' / '__init__.py').exists()

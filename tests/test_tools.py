@@ -1,0 +1,290 @@
+"""tools/train.py, tools/test.py and tools/dist_*.sh on CPU, as users run them (subprocesses).
+
+* 2-process ``dist_train.sh`` (gloo on CPU): both ranks end with identical parameters that
+  differ from the initial ones, although every rank drew a different initialisation
+  (``diff_rank_seed``) and saw different images.
+* ``train.py --amp`` (bfloat16 on CPU) for 2 iterations, then ``--resume`` to 4: the run starts
+  at iteration 3 and the last checkpoint says iteration 4.
+* ``dist_test.sh`` (2 processes) on that checkpoint: metrics printed, ``--out`` pickle holds one
+  prediction per test image.
+Plus in-process unit tests of the CPU helpers in ``mmrm.utils.dist``.
+"""
+import os
+import pickle
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+
+import mmrm  # noqa: F401  (safe globals for torch.load of the checkpoints)
+from mmrm.utils import CPUAmpOptimWrapper, setup_amp, setup_cpu_distributed
+from tests.utils import (REPO_ROOT, find_free_port, tiny_cls_config, tool_env,
+                         write_config)
+
+TOOLS = REPO_ROOT / 'tools'
+
+HOOK_SRC = textwrap.dedent('''\
+    """Dumps every rank's parameters before and after training (test helper)."""
+    import os
+    import torch
+    import torch.distributed as dist
+    from mmengine.hooks import Hook
+    from mmengine.model import is_model_wrapper
+    from mmengine.registry import HOOKS
+
+
+    @HOOKS.register_module()
+    class RankDumpHook(Hook):
+
+        def _dump(self, runner, tag):
+            model = runner.model
+            wrapper = type(model).__name__
+            if is_model_wrapper(model):
+                model = model.module
+            torch.save(
+                dict(params={k: v.detach().clone()
+                             for k, v in model.named_parameters()},
+                     rank=runner.rank, world_size=runner.world_size,
+                     backend=dist.get_backend() if dist.is_initialized() else None,
+                     wrapper=wrapper, iter=runner.iter),
+                os.path.join(runner.work_dir, f'{tag}_rank{runner.rank}.pth'))
+
+        def before_train(self, runner):
+            self._dump(runner, 'init')
+
+        def after_train(self, runner):
+            self._dump(runner, 'final')
+    ''')
+
+
+def _run(cmd, env, cwd, timeout=240):
+    proc = subprocess.run(cmd, env=env, cwd=str(cwd), capture_output=True,
+                          text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f'{cmd} failed:\n{out[-6000:]}'
+    return out
+
+
+@pytest.fixture(scope='module')
+def hook_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp('hookmod')
+    (d / 'rank_dump_hook.py').write_text(HOOK_SRC)
+    return d
+
+
+def test_dist_train_two_cpu_ranks(tiny_image_folder, hook_dir, tmp_path):
+    work = tmp_path / 'work'
+    cfg = tiny_cls_config(tiny_image_folder, max_iters=4, batch_size=2)
+    cfg['custom_imports']['imports'].append('rank_dump_hook')
+    cfg['custom_hooks'] = [dict(type='RankDumpHook')]
+    cfg['randomness'] = dict(seed=0, diff_rank_seed=True)
+    cfg_path = write_config(cfg, tmp_path / 'tiny_dist.py')
+    env = tool_env([hook_dir], PORT=find_free_port())
+    out = _run(['bash', str(TOOLS / 'dist_train.sh'), cfg_path, '2',
+                '--work-dir', str(work)], env, tmp_path)
+
+    dumps = {(tag, r): torch.load(work / f'{tag}_rank{r}.pth')
+             for tag in ('init', 'final') for r in (0, 1)}
+    for (tag, r), d in dumps.items():
+        assert d['rank'] == r and d['world_size'] == 2, (tag, r)
+        assert d['backend'] == 'gloo'
+        assert d['wrapper'] == 'MMDistributedDataParallel'
+    assert dumps['final', 0]['iter'] == dumps['final', 1]['iter'] == 4
+    p = {k: v['params'] for k, v in dumps.items()}
+    names = list(p['final', 0])
+    assert names and names == list(p['final', 1])
+    for n in names:
+        # DDP broadcast rank 0's weights at wrap time and averaged every gradient
+        assert torch.equal(p['init', 0][n], p['init', 1][n]), n
+        assert torch.equal(p['final', 0][n], p['final', 1][n]), n
+    changed = [n for n in names if not torch.equal(p['init', 0][n], p['final', 0][n])]
+    assert len(changed) == len(names), f'unchanged: {set(names) - set(changed)}'
+    # the checkpoint written by rank 0 holds the same weights
+    ckpt = torch.load(work / 'iter_4.pth', map_location='cpu')
+    assert ckpt['meta']['iter'] == 4
+    for n in names:
+        assert torch.equal(ckpt['state_dict'][n], p['final', 0][n]), n
+    assert 'Iter(train) [4/4]' in out
+
+
+@pytest.fixture(scope='module')
+def resumed_run(tiny_image_folder, tmp_path_factory):
+    """train.py --amp for 2 iterations, then --resume (auto) to 4 iterations."""
+    tmp = tmp_path_factory.mktemp('resume')
+    work = tmp / 'work'
+    # img_size 32, not 16: torch's CPU bfloat16 conv backward returns non-finite weight
+    # gradients (uninitialised memory) for a stride-2 conv on a 1x1 input, which the
+    # ResNet's last stage sees at 16x16; the loss scaler then skips those steps.
+    cfg = tiny_cls_config(tiny_image_folder, max_iters=2, checkpoint_interval=2,
+                          img_size=32)
+    cfg_path = write_config(cfg, tmp / 'tiny.py')
+    env = tool_env()
+    py = sys.executable
+    first = _run([py, str(TOOLS / 'train.py'), cfg_path, '--work-dir', str(work), '--amp'],
+                 env, tmp)
+    second = _run([py, str(TOOLS / 'train.py'), cfg_path, '--work-dir', str(work), '--amp',
+                   '--resume', '--cfg-options', 'train_cfg.max_iters=4',
+                   'train_cfg.val_interval=4'], env, tmp)
+    return dict(tmp=tmp, work=work, cfg_path=cfg_path, first=first, second=second,
+                env=env)
+
+
+def test_train_amp_then_resume(resumed_run):
+    first, second, work = resumed_run['first'], resumed_run['second'], resumed_run['work']
+    assert 'Iter(train) [2/2]' in first
+    assert 'CPUAmpOptimWrapper' in first  # --amp without CUDA
+    ck2 = torch.load(work / 'iter_2.pth', map_location='cpu')
+    assert ck2['meta']['iter'] == 2
+    assert 'loss_scaler' in ck2['optimizer']
+
+    assert re.search(r'resumed epoch: \d+, iter: 2', second), second[-3000:]
+    assert 'Iter(train) [3/4]' in second and 'Iter(train) [4/4]' in second
+    assert 'Iter(train) [1/4]' not in second and 'Iter(train) [2/4]' not in second
+    ck4 = torch.load(work / 'iter_4.pth', map_location='cpu')
+    assert ck4['meta']['iter'] == 4
+    assert ck4['message_hub']['runtime_info']['max_iters'] == 4
+    # the weights moved on after the resume
+    assert any(not torch.equal(ck2['state_dict'][k], ck4['state_dict'][k])
+               for k in ck4['state_dict'] if k.endswith('weight'))
+
+
+def test_dist_test_metrics_and_out(resumed_run, tiny_image_folder):
+    tmp = resumed_run['tmp']
+    out_pkl = tmp / 'preds.pkl'
+    env = dict(resumed_run['env'], PORT=str(find_free_port()))
+    out = _run(['bash', str(TOOLS / 'dist_test.sh'), resumed_run['cfg_path'],
+                str(resumed_run['work'] / 'iter_4.pth'), '2', '--work-dir',
+                str(tmp / 'test_work'), '--out', str(out_pkl)], env, tmp)
+    m = re.search(r'accuracy/top1: ([0-9.]+)', out)
+    assert m, out[-3000:]
+    assert 0.0 <= float(m.group(1)) <= 100.0
+    with open(out_pkl, 'rb') as f:
+        preds = pickle.load(f)
+    n_images = sum(len(files) for _, _, files in os.walk(tiny_image_folder))
+    assert len(preds) == n_images == 8
+    assert {'pred_score', 'pred_label', 'gt_label'} <= set(preds[0])
+    paths = {p['img_path'] for p in preds}
+    assert len(paths) == n_images, 'each test image exactly once across the ranks'
+    assert 'Distributed training: True' in out and 'GPU number: 2' in out
+
+
+# ---------------------------------------------------------------- in-process units
+def test_setup_cpu_distributed_noop_without_launcher():
+    cfg = Config(dict(launcher='none', env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    assert setup_cpu_distributed(cfg) is False
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+    assert 'model_wrapper_cfg' not in cfg
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only path')
+def test_setup_cpu_distributed_single_rank(monkeypatch):
+    import torch.distributed as dist
+    assert not dist.is_initialized()
+    for k, v in dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1',
+                     MASTER_PORT=str(find_free_port())).items():
+        monkeypatch.setenv(k, v)
+    cfg = Config(dict(launcher='pytorch', find_unused_parameters=True,
+                      env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60))))
+    try:
+        assert setup_cpu_distributed(cfg) is True
+        assert dist.is_initialized() and dist.get_backend() == 'gloo'
+        assert dist.get_world_size() == 1
+        assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+        assert cfg.model_wrapper_cfg == dict(
+            type='MMDistributedDataParallel', device_ids=None,
+            broadcast_buffers=False, find_unused_parameters=True)
+        # a user wrapper keeps its settings but gets a CPU-compatible device_ids
+        cfg2 = Config(dict(launcher='pytorch', model_wrapper_cfg=dict(
+            type='MMDistributedDataParallel', find_unused_parameters=True)))
+        assert setup_cpu_distributed(cfg2) is True  # existing group is kept
+        assert cfg2.model_wrapper_cfg.device_ids is None
+        assert cfg2.model_wrapper_cfg.find_unused_parameters is True
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only path')
+def test_setup_amp_cpu_and_wrapper_step():
+    cfg = Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1),
+                                         clip_grad=dict(max_norm=1.0))))
+    setup_amp(cfg)
+    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=1.0)
+
+    model = torch.nn.Linear(4, 2)
+    w0 = model.weight.detach().clone()
+    wrapper = CPUAmpOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    seen = {}
+    with wrapper.optim_context(model):
+        y = model(torch.randn(3, 4))
+        seen['dtype'] = y.dtype
+        loss = y.float().pow(2).mean()
+    wrapper.update_params(loss)
+    assert seen['dtype'] == torch.bfloat16
+    assert not torch.equal(model.weight, w0)
+    # a step with a non-finite gradient is skipped and the loss scale backs off
+    w1 = model.weight.detach().clone()
+    scale = wrapper.loss_scaler.get_scale()
+    with wrapper.optim_context(model):
+        loss = model(torch.randn(3, 4)).float().sum()
+    wrapper.backward(loss)
+    model.weight.grad[0, 0] = float('inf')
+    wrapper.step()
+    wrapper.zero_grad()
+    assert torch.equal(model.weight, w1)
+    assert wrapper.loss_scaler.get_scale() == scale / 2
+    state = wrapper.state_dict()
+    assert 'loss_scaler' in state and state['loss_scaler']
+    wrapper.load_state_dict(state)
+    with pytest.raises(ValueError):
+        CPUAmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                           dtype='float16')
+    bad = Config(dict(optim_wrapper=ConfigDict(type='DeepSpeedOptimWrapper')))
+    with pytest.raises(ValueError):
+        setup_amp(bad)
+
+
+def _load_tool(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'mmrm_tool_{name}', TOOLS / f'{name}.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_test_tool_metrics_out_and_tta_in_process(resumed_run, tmp_path):
+    """tools/test.py main(): --out-item metrics writes the metrics; --tta (flip) runs."""
+    test_tool = _load_tool('test')
+    out_json = tmp_path / 'metrics.json'
+    metrics = test_tool.main([
+        resumed_run['cfg_path'], str(resumed_run['work'] / 'iter_4.pth'), '--work-dir',
+        str(tmp_path / 'w'), '--out', str(out_json), '--out-item', 'metrics', '--tta',
+        '--cfg-options', 'experiment_name=tools_test_inproc'])
+    import json
+    saved = json.loads(out_json.read_text())
+    assert set(saved) == set(metrics) and 'accuracy/top1' in saved
+    assert saved['accuracy/top1'] == pytest.approx(metrics['accuracy/top1'])
+    with pytest.raises(ValueError, match='--out'):
+        test_tool.main([resumed_run['cfg_path'], 'x.pth', '--out-item', 'metrics'])
+
+
+def test_train_help_documents_cpu_amp(capsys):
+    train_tool = _load_tool('train')
+    with pytest.raises(SystemExit):
+        train_tool.parse_args(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert 'bfloat16' in text and 'CPUAmpOptimWrapper' in text
+    for flag in ('--resume', '--amp', '--no-validate', '--auto-scale-lr', '--no-pin-memory',
+                 '--no-persistent-workers', '--cfg-options', '--launcher', '--local_rank'):
+        assert flag in text, flag
+    args = train_tool.parse_args(['cfg.py', '--resume'])
+    assert args.resume == 'auto'
+    args = train_tool.parse_args(['cfg.py', '--resume', 'a.pth', '--local-rank', '1'])
+    assert args.resume == 'a.pth' and args.local_rank == 1

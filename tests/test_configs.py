@@ -1,0 +1,435 @@
+"""Smoke and consistency tests of every config under ``configs/rm/`` (issue #4).
+
+Each config (globbed, so a new file is covered without touching this test) is loaded with
+``mmengine.Config``, shrunk through ``--cfg-options``-style overrides only (data root, batch
+size 2, ``num_workers=0``, one epoch, 64-pixel crops for the 224 configs, no checkpoint, work
+dir in tmp) and run through MMEngine's ``Runner``: one epoch of two training iterations (so RM's
+second step pastes a real history) and one validation iteration (two epochs where a scheduler
+would otherwise be empty), on tiny synthetic data written
+in each dataset's REAL on-disk format:
+
+* CIFAR-10 / CIFAR-100: the python pickles (``cifar-10-batches-py/data_batch_1..5``,
+  ``test_batch``, ``batches.meta``; ``cifar-100-python/train``, ``test``, ``meta``). MMPretrain
+  checks the md5 of every pickle against the real release and has no argument to skip it; a
+  synthetic file cannot match, so the md5 entries of the two classes are set to ``None`` (the
+  value MMPretrain itself uses for "no checksum") for the duration of this module only;
+* ImageNet: ``train/``, ``val/`` and ``meta/{train,val}.txt``, read by mmpretrain's
+  ``ImageNet`` through its annotation files;
+* Fashion-MNIST: the four uncompressed IDX files.
+
+The model, the data pipeline, the optimiser and the parameter schedulers are the configs' own.
+Besides, the ``--cfg-options`` keys documented for the alpha / omega sweeps are checked to reach
+the built modules, and ``tools/dist_train.sh`` trains the mandated ImageNet RM config with two
+CPU processes.
+"""
+import argparse
+import copy
+import functools
+import gc
+import math
+import os
+import os.path as osp
+import pickle
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.utils import REPO_ROOT, find_free_port, make_image_folder, tool_env
+
+CONFIG_DIR = REPO_ROOT / 'configs' / 'rm'
+CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*.py'))
+README = CONFIG_DIR / 'README.md'
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+#: crop side the 224-pixel ImageNet pipelines are shrunk to
+SMOKE_SIZE = 64
+#: ``{backbone}_{gpus}xb{batch}_{dataset}[_{variant}].py``
+NAME_RE = re.compile(r'^(?P<backbone>[a-z0-9-]+)_(?P<gpus>\d+)xb(?P<batch>\d+)_'
+                     r'(?P<dataset>[a-z0-9-]+)(?:_(?P<variant>[a-z0-9-]+))?\.py$')
+
+
+def test_configs_found():
+    assert len(CONFIGS) >= 40, CONFIGS
+    assert 'resnet50_8xb32_in1k_rm.py' in CONFIGS
+
+
+# --------------------------------------------------------------------------------------------
+# synthetic datasets in their real on-disk formats
+# --------------------------------------------------------------------------------------------
+def _cifar_entry(rng, n, num_classes, label_key):
+    data = rng.randint(0, 256, size=(n, 3 * 32 * 32)).astype(np.uint8)
+    labels = [int(i % num_classes) for i in range(n)]
+    entry = {'data': data, label_key: labels, 'filenames': [f'img_{i}.png' for i in range(n)]}
+    if label_key == 'fine_labels':
+        entry['coarse_labels'] = [lab % 20 for lab in labels]
+    return entry
+
+
+def write_cifar10(root, per_batch=(1, 1, 1, 1, 0), n_test=2, seed=0):
+    """``root/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}``, 32x32 RGB rows of
+    3072 uint8 (R plane, G plane, B plane) as the real pickles; ``per_batch[i]`` train images in
+    ``data_batch_{i+1}``."""
+    rng = np.random.RandomState(seed)
+    folder = Path(root) / 'cifar-10-batches-py'
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, n in enumerate(per_batch, 1):
+        with open(folder / f'data_batch_{i}', 'wb') as f:
+            pickle.dump(_cifar_entry(rng, n, 10, 'labels'), f)
+    with open(folder / 'test_batch', 'wb') as f:
+        pickle.dump(_cifar_entry(rng, n_test, 10, 'labels'), f)
+    with open(folder / 'batches.meta', 'wb') as f:
+        pickle.dump({'label_names': [f'class_{k}' for k in range(10)],
+                     'num_cases_per_batch': max(per_batch), 'num_vis': 3072}, f)
+    return str(root)
+
+
+def write_cifar100(root, n_train=4, n_test=2, seed=0):
+    """``root/cifar-100-python/{train,test,meta}`` with ``fine_labels``/``coarse_labels``."""
+    rng = np.random.RandomState(seed)
+    folder = Path(root) / 'cifar-100-python'
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / 'train', 'wb') as f:
+        pickle.dump(_cifar_entry(rng, n_train, 100, 'fine_labels'), f)
+    with open(folder / 'test', 'wb') as f:
+        pickle.dump(_cifar_entry(rng, n_test, 100, 'fine_labels'), f)
+    with open(folder / 'meta', 'wb') as f:
+        pickle.dump({'fine_label_names': [f'class_{k}' for k in range(100)],
+                     'coarse_label_names': [f'super_{k}' for k in range(20)]}, f)
+    return str(root)
+
+
+def _write_idx(path, array):
+    """An IDX file (big-endian header: magic 0x08 ubyte + ndim, then each dim as int32)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    with open(path, 'wb') as f:
+        f.write(bytes([0, 0, 0x08, array.ndim]))
+        f.write(np.asarray(array.shape, dtype='>i4').tobytes())
+        f.write(array.tobytes())
+
+
+def write_fashion_mnist(root, n_train=4, n_test=2, seed=0):
+    """The four uncompressed Fashion-MNIST IDX files mmpretrain's ``FashionMNIST`` reads."""
+    rng = np.random.RandomState(seed)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (('train', n_train), ('t10k', n_test)):
+        _write_idx(root / f'{prefix}-images-idx3-ubyte', rng.randint(0, 256, (n, 28, 28)))
+        _write_idx(root / f'{prefix}-labels-idx1-ubyte', np.arange(n) % 10)
+    return str(root)
+
+
+def write_imagenet(root, num_classes=2, train_per_class=4, val_per_class=1, size=80):
+    """``root/{train,val}/class_k/img_i.png`` plus ``root/meta/{train,val}.txt`` ("path label"
+    per line, paths relative to the split folder), the layout mmpretrain's ``ImageNet`` reads
+    with ``split='train'|'val'``."""
+    root = Path(root)
+    (root / 'meta').mkdir(parents=True, exist_ok=True)
+    for split, per_class in (('train', train_per_class), ('val', val_per_class)):
+        make_image_folder(root / split, num_classes=num_classes, images_per_class=per_class,
+                          size=size, seed=len(split))
+        lines = [f'class_{k}/img_{i:03d}.png {k}' for k in range(num_classes)
+                 for i in range(per_class)]
+        (root / 'meta' / f'{split}.txt').write_text('\n'.join(lines) + '\n')
+    return str(root)
+
+
+@pytest.fixture(scope='module')
+def data_roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp('config_data')
+    return {
+        'CIFAR10': write_cifar10(base / 'cifar10'),
+        'CIFAR100': write_cifar100(base / 'cifar100'),
+        'ImageNet': write_imagenet(base / 'imagenet', train_per_class=2),
+        'FashionMNIST': write_fashion_mnist(base / 'fashion_mnist'),
+    }
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    """One intra-op thread: on the shared 2-core CI machine two threads per process, with
+    other processes running, spin-wait and make the heavy CIFAR nets ~20x slower."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _no_cifar_md5():
+    """Synthetic pickles cannot match the md5 of the real CIFAR release; MMPretrain treats a
+    ``None`` md5 as "no checksum". Patched on the classes, restored after this module."""
+    from mmpretrain.datasets import CIFAR10, CIFAR100
+    with pytest.MonkeyPatch.context() as mp:
+        for cls in (CIFAR10, CIFAR100):
+            mp.setattr(cls, 'train_list', [[name, None] for name, _ in cls.train_list])
+            mp.setattr(cls, 'test_list', [[name, None] for name, _ in cls.test_list])
+            mp.setattr(cls, 'meta', dict(cls.meta, md5=None))
+        yield
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _load_config(name):
+    from mmengine.config import Config
+    return Config.fromfile(str(CONFIG_DIR / name))
+
+
+def load_config(name):
+    """A fresh copy of ``configs/rm/<name>`` (parsed once per session)."""
+    return copy.deepcopy(_load_config(name))
+
+
+def parse_cfg_options(*options):
+    """``--cfg-options k=v ...`` exactly as tools/train.py parses them (MMEngine's DictAction)."""
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(['--cfg-options', *options]).cfg_options
+
+
+def smoke_options(cfg, data_root, work_dir, batch_size=2):
+    """The cfg-options (dotted keys, list indices for pipelines) that shrink a config for a
+    CPU smoke run; nothing else of the config changes."""
+    # One epoch, unless a scheduler without an explicit ``end`` starts later (MMEngine ends
+    # those at max_epochs, which must then lie beyond their ``begin``).
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    epochs = 1 + max([s.get('begin', 0) for s in schedulers if 'end' not in s], default=0)
+    opts = {
+        'work_dir': str(work_dir),
+        'train_cfg.max_epochs': epochs,
+        'train_cfg.val_interval': 1,
+        'default_hooks.checkpoint': None,
+        'default_hooks.logger.interval': 1,
+        'randomness.seed': 0,
+    }
+    for loader in LOADERS:
+        if cfg.get(loader) is None:
+            continue
+        opts[f'{loader}.batch_size'] = batch_size
+        opts[f'{loader}.num_workers'] = 0
+        opts[f'{loader}.persistent_workers'] = False
+        opts[f'{loader}.dataset.data_root'] = str(data_root)
+        for i, t in enumerate(cfg[loader].dataset.get('pipeline', [])):
+            if t['type'] in ('RandomResizedCrop', 'ResizeEdge'):
+                opts[f'{loader}.dataset.pipeline.{i}.scale'] = SMOKE_SIZE
+            elif t['type'] == 'CenterCrop':
+                opts[f'{loader}.dataset.pipeline.{i}.crop_size'] = SMOKE_SIZE
+    return opts
+
+
+def _recorder():
+    from mmengine.hooks import Hook
+
+    class Recorder(Hook):
+        priority = 'VERY_LOW'
+
+        def __init__(self):
+            self.losses, self.metrics = [], None
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            self.losses.append({k: float(v.detach()) if hasattr(v, "detach") else float(v)
+                                for k, v in (outputs or {}).items()})
+
+        def after_val_epoch(self, runner, metrics=None):
+            self.metrics = dict(metrics or {})
+
+    return Recorder()
+
+
+# --------------------------------------------------------------------------------------------
+# static checks (no model built)
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_name_and_batch(name):
+    """The name's GPUs x batch is the config's batch, and auto_scale_lr is set to that total
+    (so ``--auto-scale-lr`` keeps the config's lr on the named GPU count)."""
+    m = NAME_RE.match(name)
+    assert m, f'{name} does not follow {{backbone}}_{{gpus}}xb{{batch}}_{{dataset}}_{{variant}}'
+    cfg = load_config(name)
+    gpus, batch = int(m['gpus']), int(m['batch'])
+    assert cfg.train_dataloader.batch_size == batch, name
+    assert cfg.get('auto_scale_lr') and cfg.auto_scale_lr.base_batch_size == gpus * batch, name
+    assert cfg.custom_imports.imports == ['mmrm'], name
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_mixed_labels_use_soft_ce(name):
+    """Every config that mixes labels trains with soft-label CE."""
+    cfg = load_config(name)
+    model = cfg.model
+    augments = (model.get('train_cfg') or {}).get('augments')
+    if augments or model.type == 'RMClassifier':
+        loss = model.head.loss
+        assert loss.type == 'CrossEntropyLoss' and loss.get('use_soft'), (name, loss)
+    if model.type == 'RMClassifier':
+        assert model.roi_head.type == 'RoIConsistencyHead'
+        assert augments.type == 'RecursiveMixBatchAugment'
+
+
+def test_readme_lists_every_config():
+    text = README.read_text()
+    missing = [n for n in CONFIGS if n not in text]
+    assert not missing, f'configs/rm/README.md does not mention {missing}'
+
+
+def test_paper_hyper_parameters():
+    """The RM settings the paper states, as the configs resolve them."""
+    c100 = load_config('resnet18_2xb64_cifar100_rm.py')
+    assert c100.model.roi_head.omega == 0.1 and c100.model.train_cfg.augments.alpha == 0.5
+    assert c100.optim_wrapper.optimizer.lr == 0.1 and c100.train_cfg.max_epochs == 200
+    assert c100.optim_wrapper.optimizer.weight_decay == 5e-4
+    c10 = load_config('pyramidnet200-a240_2xb32_cifar10_rm.py')
+    opt = c10.optim_wrapper.optimizer
+    assert (opt.lr, opt.weight_decay, opt.nesterov) == (0.25, 1e-4, True)
+    assert c10.train_cfg.max_epochs == 300
+    assert [s.get('milestones') for s in c10.param_scheduler] == [None, [150, 225]]
+    in1k = load_config('resnet50_8xb32_in1k_rm.py')
+    assert in1k.model.roi_head.omega == 0.5 and in1k.train_cfg.max_epochs == 300
+    # the paper's 512 / 0.2, scaled linearly to the config's 8 x 32 = 256
+    assert in1k.optim_wrapper.optimizer.lr * 512 / 256 == pytest.approx(0.2)
+    types = [t['type'] for t in in1k.train_dataloader.dataset.pipeline]
+    assert 'ColorJitter' in types and 'Lighting' in types
+    abl = load_config('pyramidnet164-a270_2xb64_cifar100_rm-rs.py').model
+    assert abl.type == 'ImageClassifier' and abl.train_cfg.augments.use_history is False
+    his = load_config('pyramidnet164-a270_2xb64_cifar100_rm-rs-his.py').model
+    assert his.type == 'ImageClassifier' and his.train_cfg.augments.use_history is True
+
+
+# --------------------------------------------------------------------------------------------
+# the sweep keys documented in configs/rm/README.md reach the built modules
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('name', ['resnet18_2xb64_cifar100_rm.py', 'resnet50_8xb32_in1k_rm.py'])
+def test_sweep_cfg_options_reach_model(name):
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    import mmrm  # noqa: F401
+    cfg = load_config(name)
+    cfg.merge_from_dict(parse_cfg_options(
+        'model.train_cfg.augments.alpha=0.3', 'model.roi_head.omega=0.05',
+        'model.train_cfg.augments.interpolation=bilinear', 'model.roi_head.share_fc=True'))
+    init_default_scope('mmpretrain')
+    model_cfg = cfg.model.copy()
+    # what Runner.build_model does with the top-level data_preprocessor
+    model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
+    model = MODELS.build(model_cfg)
+    aug = model.data_preprocessor.rm_augment
+    assert aug.alpha == 0.3 and aug.interpolation == 'bilinear'
+    assert model.roi_head.omega == 0.05 and model.roi_head.share_fc is True
+    # and the defaults the config files set
+    model = MODELS.build(dict(load_config(name).model,
+                              data_preprocessor=cfg.get('data_preprocessor')))
+    aug = model.data_preprocessor.rm_augment
+    assert aug.alpha == 0.5 and aug.interpolation == 'nearest'
+    assert model.roi_head.share_fc is False
+    assert model.roi_head.omega == (0.5 if 'in1k' in name else 0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# one training epoch (2 iterations) + one validation iteration per config
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_trains_and_validates(name, data_roots, tmp_path):
+    from mmengine.runner import Runner
+
+    cfg = load_config(name)
+    dataset_type = cfg.train_dataloader.dataset.type
+    assert dataset_type in data_roots, f'{name}: no synthetic data for {dataset_type}'
+    cfg.merge_from_dict(smoke_options(cfg, data_roots[dataset_type], tmp_path / 'work'))
+
+    runner = Runner.from_cfg(cfg)
+    rec = _recorder()
+    runner.register_hook(rec)
+    try:
+        runner.train()
+        model = runner.model
+        # every config runs at least two steps (RM pastes a history from the second on)
+        assert len(rec.losses) == runner.train_loop.max_iters >= 2, rec.losses
+        for step in rec.losses:
+            assert math.isfinite(step['loss']), (name, rec.losses)
+        if cfg.model.type == 'RMClassifier':
+            assert all('loss_rm' in step for step in rec.losses), rec.losses
+            assert model.data_preprocessor.rm_augment.use_history
+        assert rec.metrics is not None and 'accuracy/top1' in rec.metrics, rec.metrics
+        assert 0 <= rec.metrics['accuracy/top1'] <= 100
+    finally:
+        del runner
+        gc.collect()
+
+
+# --------------------------------------------------------------------------------------------
+# tools/dist_train.sh on CPU, 2 processes
+# --------------------------------------------------------------------------------------------
+def test_dist_train_sh_resnet50_rm(tmp_path):
+    script = REPO_ROOT / 'tools' / 'dist_train.sh'
+    if not script.exists():
+        pytest.skip('tools/dist_train.sh not written yet')
+    cfg_name = 'resnet50_8xb32_in1k_rm.py'
+    root = write_imagenet(tmp_path / 'imagenet', train_per_class=4, val_per_class=1)
+    work_dir = tmp_path / 'work'
+    opts = smoke_options(load_config(cfg_name), root, work_dir)
+    # keep the checkpoint (the file downstream configs point at), without the extra best copy
+    opts.pop('default_hooks.checkpoint')
+    opts.update({'default_hooks.checkpoint.interval': 1,
+                 'default_hooks.checkpoint.save_best': None})
+    cli = []
+    for k, v in opts.items():
+        if k == 'work_dir':
+            continue
+        cli.append(f'{k}={v}')
+    cmd = ['bash', str(script), f'configs/rm/{cfg_name}', '2', '--work-dir', str(work_dir),
+           '--cfg-options', *cli]
+    env = tool_env(PORT=find_free_port())
+    proc = subprocess.run(cmd, cwd=str(REPO_ROOT), env=env, capture_output=True, text=True,
+                          timeout=600)
+    log = proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, log
+    ckpt = work_dir / 'epoch_1.pth'
+    assert ckpt.is_file(), (sorted(os.listdir(work_dir)), log)
+
+    import torch
+    state = torch.load(str(ckpt), map_location='cpu', weights_only=False)['state_dict']
+    assert any(k.startswith('roi_head.') for k in state)
+    assert 'backbone.conv1.weight' in state and 'head.fc.weight' in state
+    # both ranks trained on their half: 8 images / 2 ranks / batch 2 = 2 iterations
+    assert 'Epoch(train)' in log and '[1][2/2]' in log, log
+    assert osp.isfile(work_dir / 'last_checkpoint')
+
+
+# --------------------------------------------------------------------------------------------
+# tools/sweep.py (no training: the commands it would run and its summary of logged runs)
+# --------------------------------------------------------------------------------------------
+def test_sweep_tool_commands_and_summary(tmp_path):
+    import json
+    import sys
+    cfg = 'configs/rm/resnet18_2xb64_cifar100_rm.py'
+    base = [sys.executable, str(REPO_ROOT / 'tools' / 'sweep.py'), cfg, '--key',
+            'model.train_cfg.augments.alpha', '--values', '0.3', '0.5', '--seeds', '0', '1',
+            '--work-root', str(tmp_path)]
+    out = subprocess.run(base + ['--gpus', '2', '--dry-run', '--amp'], cwd=str(REPO_ROOT),
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(out) == 4
+    assert 'dist_train.sh' in out[0] and f' {cfg} 2 ' in out[0]
+    assert '--amp' in out[0]
+    assert out[0].endswith('--cfg-options model.train_cfg.augments.alpha=0.3 randomness.seed=0')
+    wd = tmp_path / 'resnet18_2xb64_cifar100_rm' / 'alpha-0.3_seed-0'
+    assert f'--work-dir {wd}' in out[0]
+    # the summary: best epoch of each seed, mean and std over seeds
+    for seed, accs in ((0, [70.0, 80.0, 79.0]), (1, [82.0])):
+        vis = tmp_path / 'resnet18_2xb64_cifar100_rm' / f'alpha-0.3_seed-{seed}' / 'T' / 'vis_data'
+        vis.mkdir(parents=True)
+        lines = [json.dumps({'lr': 0.1, 'loss': 1.0, 'step': 1})]
+        lines += [json.dumps({'accuracy/top1': a, 'step': i + 1}) for i, a in enumerate(accs)]
+        (vis / 'scalars.json').write_text('\n'.join(lines) + '\n')
+    out = subprocess.run(base + ['--summary'], cwd=str(REPO_ROOT), capture_output=True,
+                         text=True, check=True).stdout
+    row = [line for line in out.splitlines() if line.strip().startswith('0.3')][0]
+    assert '19.00' in row and '1.41' in row and '|    2 |' in row, out
+    assert [line for line in out.splitlines() if line.strip().startswith('0.5')][0].count('-') >= 2

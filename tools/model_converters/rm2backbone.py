@@ -1,0 +1,47 @@
+"""Extract the backbone of an RM (or any mmpretrain) classification checkpoint for downstream
+repos (MMDetection, MMSegmentation, ...), reporting what was dropped.
+
+By default the keys keep their ``backbone.`` prefix, so downstream configs load either this file
+or the full checkpoint with the same line:
+``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+``--strip-prefix`` writes bare backbone keys instead (``init_cfg=dict(type='Pretrained',
+checkpoint=...)`` on the backbone). MMDetection's ``PyramidVisionTransformer(V2)`` needs that:
+its ``init_weights`` ignores ``prefix`` (see ``configs/downstream/README.md``)::
+
+    python tools/model_converters/rm2backbone.py work_dirs/pvt-v2-b1_8xb128_in1k_rm/epoch_300.pth \
+        work_dirs/pvt-v2-b1_8xb128_in1k_rm/backbone.pth --strip-prefix
+
+    python tools/model_converters/rm2backbone.py work_dirs/rm/epoch_300.pth rm_r50_backbone.pth
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
+from mmrm.utils.convert import convert_rm_checkpoint  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='classification checkpoint (RMClassifier or ImageClassifier)')
+    parser.add_argument('dst', help='output backbone checkpoint')
+    parser.add_argument('--strip-prefix', action='store_true',
+                        help='remove the "backbone." prefix from the keys')
+    args = parser.parse_args(argv)
+    ckpt = torch.load(args.src, map_location='cpu')
+    out, dropped = convert_rm_checkpoint(ckpt, backbone_only=True, strip_prefix=args.strip_prefix)
+    torch.save(out, args.dst)
+    groups = sorted({k.split('.')[0] for k in dropped})
+    print(f'dropped {len(dropped)} non-backbone keys (from: {", ".join(groups) or "none"})')
+    print(f'wrote {args.dst}: {len(out["state_dict"])} backbone keys')
+    if not args.strip_prefix and any(
+            k.startswith('backbone.layers.0.0.projection.') for k in out['state_dict']):
+        print('note: this looks like a PVT backbone; MMDetection\'s PyramidVisionTransformer'
+              '(V2) ignores init_cfg.prefix, so give it a checkpoint written with --strip-prefix')
+
+
+if __name__ == '__main__':
+    main()

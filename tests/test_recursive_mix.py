@@ -241,3 +241,14 @@ def test_registered_and_buildable_from_config():
     aug = BATCH_AUGMENTS.build(dict(type='RecursiveMixBatchAugment', alpha=0.3,
                                     interpolation='bilinear'))
     assert isinstance(aug, RecursiveMixBatchAugment) and aug.alpha == 0.3
+
+
+@pytest.mark.parametrize('in_hw', [(7, 7), (28, 28), (32, 24), (100, 100), (224, 224)])
+def test_nearest_resize_is_bit_identical_to_interpolate(in_hw):
+    from mmrm.models.batch_augments.recursive_mix import nearest_resize
+    src = torch.randn(2, 3, *in_hw)
+    h, w = in_hw
+    for out_h, out_w in {(1, 1), (h, w), (max(1, h // 3), max(1, w // 2)), (h - 1, w - 1),
+                         (max(1, int(h * 0.7)), max(1, int(w * 0.41)))}:
+        assert torch.equal(nearest_resize(src, out_h, out_w),
+                           F.interpolate(src, size=(out_h, out_w), mode='nearest'))

@@ -216,7 +216,7 @@ def merge_args(cfg, args):
         enable_tta(cfg, scope)
 
     # mmseg's --out: a directory of formatted predictions
-    if (scope == 'mmseg' and args.out is not None
+    if (scope == 'mmseg' and args.out is not None and args.out_item != 'metrics'
             and not args.out.endswith(('.pkl', '.pickle'))):
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import MMLogger
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
 
@@ -77,6 +78,21 @@ def _is_ddp_type(wrapper_type) -> bool:
         wrapper_type, torch.nn.parallel.DistributedDataParallel)
 
 
+def _sync_bn_to_bn(node) -> int:
+    """Turn every ``type='SyncBN'`` norm config under ``node`` into ``'BN'``; return how many."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _sync_bn_to_bn(value)
+    return count
+
+
 def setup_cpu_distributed(cfg: Config,
                           launcher: Optional[str] = None) -> bool:
     """Prepare distributed training/testing on a machine without CUDA.
@@ -85,6 +101,7 @@ def setup_cpu_distributed(cfg: Config,
     built. When ``launcher`` (default: ``cfg.launcher``) is ``'none'`` or CUDA is available,
     it does nothing and returns False. Otherwise it
 
+    0. turns SyncBN norm configs into BN (SyncBN has no CPU kernels);
     1. sets ``cfg.env_cfg.dist_cfg.backend = 'gloo'``;
     2. sets ``cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel',
        device_ids=None, broadcast_buffers=False, find_unused_parameters=...)`` (what the Runner
@@ -101,6 +118,12 @@ def setup_cpu_distributed(cfg: Config,
         return False
     if launcher not in _LAUNCHERS:
         raise ValueError(f'Invalid launcher type: {launcher}')
+
+    # SyncBN has no CPU implementation (MMEngine reverts it only for non-distributed runs):
+    # every rank normalises with its own batch statistics instead.
+    if _sync_bn_to_bn(cfg.get('model')) or cfg.pop('sync_bn', None):
+        MMLogger.get_current_instance().warning(
+            'SyncBN needs CUDA: this CPU distributed run uses per-process BN instead')
 
     env_cfg = cfg.get('env_cfg', None)
     if env_cfg is None:

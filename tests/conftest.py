@@ -53,3 +53,13 @@ def tiny_image_folder(tmp_path_factory):
 def free_port():
     """A free TCP port on 127.0.0.1."""
     return find_free_port()
+
+
+@pytest.fixture(autouse=True)
+def mmpretrain_default_scope():
+    """Every test starts in the mmpretrain scope and leaves none behind: a Runner built in-process
+    (e.g. an mmseg one) makes its scope the process-wide default, which would send a later
+    ``mmpretrain.registry.MODELS.build`` to the mmseg registry."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield

@@ -337,3 +337,25 @@ def test_plot_sweep(tmp_path):
     # omega missing from the configs: the RoIConsistencyHead default (0.1) is the value
     res = tool.main([*dirs, '--param', 'omega', '--out', str(tmp_path / 'omega.png')])
     assert [(s['value'], s['n']) for s in res['summary']] == [(0.1, 5)]
+
+
+def test_compare_fashion_mnist_summary(tmp_path):
+    """The offline comparison's table and plot from finished runs (fake accuracies)."""
+    tool = _load_tool('tools/analysis_tools/compare_fashion_mnist.py')
+    accs = {'cutmix': [90.0, 91.0, 92.0], 'rm': [92.5, 92.5]}
+    for method, values in accs.items():
+        for seed, acc in enumerate(values):
+            wd = tmp_path / f'{method}_seed{seed}'
+            wd.mkdir()
+            (wd / tool.DONE).write_text(json.dumps(dict(method=method, seed=seed, top1=acc,
+                                                        wall_s=60.)))
+    out = tmp_path / 'cmp.png'
+    rows = tool.main(['--summary-only', '--work-root', str(tmp_path), '--out', str(out),
+                      '--seeds', '0', '1', '2'])
+    by = {r['method']: r for r in rows}
+    assert set(by) == {'cutmix', 'rm'}
+    assert by['cutmix']['mean'] == pytest.approx(9.0) and by['cutmix']['std'] == pytest.approx(1.0)
+    assert by['rm']['errors'] == [7.5, 7.5] and by['rm']['std'] == 0
+    table = (tmp_path / 'results.md').read_text()
+    assert '| cutmix | 9.00 ± 1.00 | 10.00, 9.00, 8.00 | 1.0 |' in table
+    assert Image.open(out).size == (450, 288)

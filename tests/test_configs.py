@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.utils import REPO_ROOT, find_free_port, make_image_folder, tool_env
+from tests.utils import (REPO_ROOT, find_free_port, make_image_folder, tool_env,
+                         write_fashion_mnist)
 
 CONFIG_DIR = REPO_ROOT / 'configs' / 'rm'
 CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*.py'))
@@ -97,26 +98,6 @@ def write_cifar100(root, n_train=4, n_test=2, seed=0):
     with open(folder / 'meta', 'wb') as f:
         pickle.dump({'fine_label_names': [f'class_{k}' for k in range(100)],
                      'coarse_label_names': [f'super_{k}' for k in range(20)]}, f)
-    return str(root)
-
-
-def _write_idx(path, array):
-    """An IDX file (big-endian header: magic 0x08 ubyte + ndim, then each dim as int32)."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    with open(path, 'wb') as f:
-        f.write(bytes([0, 0, 0x08, array.ndim]))
-        f.write(np.asarray(array.shape, dtype='>i4').tobytes())
-        f.write(array.tobytes())
-
-
-def write_fashion_mnist(root, n_train=4, n_test=2, seed=0):
-    """The four uncompressed Fashion-MNIST IDX files mmpretrain's ``FashionMNIST`` reads."""
-    rng = np.random.RandomState(seed)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (('train', n_train), ('t10k', n_test)):
-        _write_idx(root / f'{prefix}-images-idx3-ubyte', rng.randint(0, 256, (n, 28, 28)))
-        _write_idx(root / f'{prefix}-labels-idx1-ubyte', np.arange(n) % 10)
     return str(root)
 
 

@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = [
     'REPO_ROOT', 'make_image_folder', 'tiny_cls_config', 'write_config',
-    'find_free_port', 'tool_env'
+    'find_free_port', 'tool_env', 'write_fashion_mnist'
 ]
 
 
@@ -243,3 +243,24 @@ def tool_env(extra_pythonpath: Sequence[Union[str, Path]] = (), **env) -> dict:
     e.setdefault('MKL_NUM_THREADS', '1')
     e.update({k: str(v) for k, v in env.items()})
     return e
+
+
+def _write_idx(path, array):
+    """An IDX file (big-endian header: magic 0x08 ubyte + ndim, then each dim as int32)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    with open(path, 'wb') as f:
+        f.write(bytes([0, 0, 0x08, array.ndim]))
+        f.write(np.asarray(array.shape, dtype='>i4').tobytes())
+        f.write(array.tobytes())
+
+
+def write_fashion_mnist(root, n_train=4, n_test=2, seed=0):
+    """The four uncompressed Fashion-MNIST IDX files mmpretrain's ``FashionMNIST`` reads
+    (random 28x28 images, labels ``i % 10``)."""
+    rng = np.random.RandomState(seed)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (('train', n_train), ('t10k', n_test)):
+        _write_idx(root / f'{prefix}-images-idx3-ubyte', rng.randint(0, 256, (n, 28, 28)))
+        _write_idx(root / f'{prefix}-labels-idx1-ubyte', np.arange(n) % 10)
+    return str(root)

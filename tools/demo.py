@@ -7,6 +7,7 @@ training samples, and prints the top-1 accuracy and where everything went.
     python tools/demo.py [--epochs N] [--work-dir DIR] [--cfg-options k=v ...]
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import sys
@@ -18,10 +19,18 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmrm  # noqa: E402,F401
-from mmrm.utils.mix_grid import run_batch_augment, save_mix_grid, to_images  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs/rm/resnet18-w16_1xb128_fashion-mnist_rm.py')
+
+
+def draw_mix_grid(argv):
+    """tools/visualization/vis_recursive_mix.py: the real pipeline's RM batches, step by step."""
+    path = osp.join(ROOT, 'tools/visualization/vis_recursive_mix.py')
+    spec = importlib.util.spec_from_file_location('vis_recursive_mix', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
 
 
 def parse_args():
@@ -31,7 +40,7 @@ def parse_args():
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data/fashion_mnist'))
     parser.add_argument('--epochs', type=int, help='override the number of epochs')
     parser.add_argument('--grid-iters', type=int, default=4,
-                        help='training steps whose recursive mixing the grid shows')
+                        help='training steps whose recursive nesting the grid shows')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return parser.parse_args()
 
@@ -59,16 +68,11 @@ def main():
     metrics = runner.test()
     top1 = metrics['accuracy/top1']
 
-    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-    pre = model.data_preprocessor
-    inputs, scores, boxes = run_batch_augment(pre, runner.train_dataloader, args.grid_iters)
-    mean, std = (pre.mean, pre.std) if pre._enable_normalize else (None, None)
-    classes = runner.train_dataloader.dataset.metainfo['classes']
-    grid = save_mix_grid(
-        [dict(name=f'RM step {args.grid_iters}', images=to_images(inputs, mean, std),
-              scores=scores, box=boxes[-1])],
-        osp.join(args.work_dir, 'recursive_mix_samples.png'), classes,
-        title='RecursiveMix training samples (red: last pasted box)')
+    grid = osp.join(args.work_dir, 'recursive_mix_samples.png')
+    draw_mix_grid([args.config, '--iters', str(args.grid_iters), '--num', '6', '--with-cut',
+                   '--batch-size', str(cfg.train_dataloader.batch_size), '--out', grid,
+                   '--cfg-options',
+                   f'train_dataloader.dataset.data_root={args.data_root}'])
     ckpt = osp.join(args.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
     wall = time.time() - start
     print('\n' + '=' * 72)

@@ -38,7 +38,7 @@ def complete(folder):
 
 
 def find_source(src, allow_apt):
-    for folder in ([src] if src else []) + [DEBIAN_DIR]:
+    for folder in [src] if src else [DEBIAN_DIR]:
         if folder and all(osp.isfile(osp.join(folder, n + '.gz')) or
                           osp.isfile(osp.join(folder, n)) for n in FILES):
             return folder

@@ -28,11 +28,12 @@ from mmcv.cnn.bricks import build_activation_layer, build_norm_layer
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.densenet import DenseBlock, DenseTransition
 from mmpretrain.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from .freezing import FreezeStagesMixin, freeze
 
 
 @MODELS.register_module()
-class DenseNetCIFAR(BaseBackbone):
+class DenseNetCIFAR(FreezeStagesMixin, BaseBackbone):
     """DenseNet-BC for CIFAR.
 
     `Densely Connected Convolutional Networks <https://arxiv.org/abs/1608.06993>`_ (Huang,
@@ -187,16 +188,4 @@ class DenseNetCIFAR(BaseBackbone):
             modules = [self.stem]
             for i in range(self.frozen_stages):
                 modules += [self.stages[i], self.transitions[i]]
-            for m in modules:
-                m.eval()
-                for param in m.parameters():
-                    param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+            freeze(modules)

@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from .freezing import FreezeStagesMixin, freeze
 
 
 def _add_zero_padded_shortcut(residual: torch.Tensor,
@@ -147,7 +148,7 @@ class PyramidBottleneck(nn.Module):
 
 
 @MODELS.register_module()
-class PyramidNet(BaseBackbone):
+class PyramidNet(FreezeStagesMixin, BaseBackbone):
     """PyramidNet for 32x32 inputs (CIFAR).
 
     `Deep Pyramidal Residual Networks <https://arxiv.org/abs/1610.02915>`_ (Han, Kim and Kim,
@@ -289,16 +290,4 @@ class PyramidNet(BaseBackbone):
             modules.append(getattr(self, f'layer{i}'))
         if self.frozen_stages >= self.num_stages:
             modules.append(self.bn_final)
-        for m in modules:
-            m.eval()
-            for param in m.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        freeze(modules)

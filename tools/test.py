@@ -29,7 +29,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmrm.utils import setup_cpu_distributed
+from mmrm.utils import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args(argv=None):
@@ -260,7 +260,7 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     scope = cfg.get('default_scope', None)
-    setup_cpu_distributed(cfg)
+    cpu_dist = setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
 
     dump_pred = (
@@ -278,6 +278,7 @@ def main(argv=None):
     if args.out and args.out_item == 'metrics':
         if runner.rank == 0:
             mmengine.dump(metrics, args.out)
+    teardown_distributed(exit_process=cpu_dist)
     return metrics
 
 

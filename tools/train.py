@@ -28,7 +28,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmrm.utils import setup_amp, setup_cpu_distributed
+from mmrm.utils import setup_amp, setup_cpu_distributed, teardown_distributed
 
 
 def parse_args(argv=None):
@@ -190,9 +190,10 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     # CPU-only machine + launcher: gloo process group and CPU DDP wrapper
-    setup_cpu_distributed(cfg)
+    cpu_dist = setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
     runner.train()
+    teardown_distributed(exit_process=cpu_dist)
 
 
 if __name__ == '__main__':

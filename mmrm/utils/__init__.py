@@ -5,11 +5,11 @@ need under torch's weights-only ``torch.load`` (see :mod:`mmrm.utils.checkpoint`
 ``CPUAmpOptimWrapper`` (see :mod:`mmrm.utils.dist`).
 """
 from .checkpoint import register_safe_globals, safe_globals_list
-from .dist import CPUAmpOptimWrapper, setup_amp, setup_cpu_distributed
+from .dist import CPUAmpOptimWrapper, setup_amp, setup_cpu_distributed, teardown_distributed
 
 register_safe_globals()
 
 __all__ = [
-    'register_safe_globals', 'safe_globals_list', 'setup_cpu_distributed',
+    'register_safe_globals', 'safe_globals_list', 'setup_cpu_distributed', 'teardown_distributed',
     'setup_amp', 'CPUAmpOptimWrapper'
 ]

@@ -16,8 +16,10 @@ Two things MMEngine 0.10.7 does not do on a machine without CUDA:
   the right wrapper.
 """
 import datetime
+import logging
 import os
 import subprocess
+import sys
 from typing import Optional
 
 import torch
@@ -27,7 +29,7 @@ from mmengine.logging import MMLogger
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
 
-__all__ = ['setup_cpu_distributed', 'setup_amp', 'CPUAmpOptimWrapper']
+__all__ = ['setup_cpu_distributed', 'teardown_distributed', 'setup_amp', 'CPUAmpOptimWrapper']
 
 _LAUNCHERS = ('pytorch', 'slurm', 'mpi')
 
@@ -163,6 +165,25 @@ def setup_cpu_distributed(cfg: Config,
         world_size=world_size,
         **kwargs)
     return True
+
+
+def teardown_distributed(exit_process: bool = False) -> None:
+    """Destroy the default process group, if any, once the ranks are done.
+
+    With ``exit_process`` (the tools pass it for the gloo group that
+    :func:`setup_cpu_distributed` made), the process then ends at once with status 0 after
+    flushing its logs: torch 2.14's gloo leaves a joinable C++ thread that aborts the interpreter
+    in its static destructors ("terminate called without an active exception", exit -6) in
+    about one 2-process CPU run out of four here, after everything was trained and saved.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+    if exit_process:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @OPTIM_WRAPPERS.register_module()

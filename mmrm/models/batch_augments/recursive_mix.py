@@ -1,4 +1,5 @@
 """RecursiveMix batch augmentation (Yang et al., "RecursiveMix: Mixed Learning with History")."""
+import functools
 import math
 from typing import Optional, Tuple
 
@@ -12,12 +13,16 @@ INTERPOLATIONS = ('nearest', 'bilinear')
 RESET_POLICIES = ('epoch', 'never')
 
 
+@functools.lru_cache(maxsize=2048)
 def _nearest_index(out_size: int, in_size: int, device: torch.device) -> torch.Tensor:
+    # Cached: a box side takes at most ``in_size`` values, so after a few hundred steps every
+    # index exists and the op launches no index kernels (they dominate it on a GPU). Read-only.
     # torch's nearest rule (src = floor(dst * in / out), scale in float32), so the result is
-    # bit-identical to F.interpolate(mode='nearest').
-    scale = torch.tensor(in_size / out_size, dtype=torch.float32, device=device)
-    idx = torch.arange(out_size, dtype=torch.float32, device=device) * scale
-    return idx.floor_().long().clamp_max_(in_size - 1)
+    # bit-identical to F.interpolate(mode='nearest'). The Python scalar is cast to float32 by
+    # the multiplication itself; a device tensor made from it would be a blocking copy.
+    with torch.inference_mode(False):  # a cached inference tensor could not join autograd
+        idx = torch.arange(out_size, dtype=torch.float32, device=device) * (in_size / out_size)
+        return idx.floor_().long().clamp_max_(in_size - 1)
 
 
 def nearest_resize(src: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:

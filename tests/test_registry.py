@@ -85,3 +85,46 @@ def test_scoped_name_from_other_repos():
 
 def test_repo_root_constant():
     assert (REPO_ROOT / 'mmrm' / '__init__.py').exists()
+
+
+def test_classification_works_without_mmdet_and_pvt_names_the_cause():
+    """A classification-only stack (mmpretrain, no mmdet / no compiled mmcv ops): mmrm imports,
+    an RM model with the torchvision RoIAlign builds and trains a step, and the PVTv2 backbone
+    fails when built, naming what is missing."""
+    code = textwrap.dedent("""\
+        import sys
+        sys.modules['mmdet'] = None      # not installed
+        sys.modules['mmcv.ops'] = None   # mmcv-lite: no compiled ops
+        import torch
+        import mmrm
+        from mmpretrain.registry import MODELS
+        from mmpretrain.structures import DataSample
+        model = MODELS.build(dict(
+            type='RMClassifier',
+            backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=3, in_channels=64,
+                      loss=dict(type='CrossEntropyLoss', use_soft=True)),
+            roi_head=dict(type='RoIConsistencyHead', roi_backend='torchvision'),
+            train_cfg=dict(augments=dict(type='RecursiveMixBatchAugment', alpha=0.5)),
+            data_preprocessor=dict(num_classes=3)))
+        from mmengine.optim import OptimWrapper
+        optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+        for step in range(2):
+            data = dict(inputs=torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8),
+                        data_samples=[DataSample().set_gt_label(i % 3) for i in range(4)])
+            log = model.train_step(data, optim)
+        assert torch.isfinite(log['loss_rm']) and 'mmdet' not in [
+            m.split('.')[0] for m, v in sys.modules.items() if v is not None]
+        try:
+            MODELS.build(dict(type='PyramidVisionTransformerV2Cls', embed_dims=8))
+        except ImportError as exc:
+            assert 'mmdet==3.3.0' in str(exc), exc
+            print('PVT refused:', exc)
+        else:
+            raise AssertionError('PVT built without mmdet')
+        """)
+    out = subprocess.run([sys.executable, '-c', code], env=tool_env(), cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'PVT refused:' in out.stdout

@@ -2,6 +2,7 @@
 hand computation, history bookkeeping, deploy export and configuration errors."""
 import copy
 import math
+import sys
 
 import pytest
 import torch
@@ -67,15 +68,55 @@ def position_map(h, w, stride):
     return torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w)])[None]
 
 
+@pytest.mark.parametrize('backend', ['mmcv', 'torchvision'])
 @pytest.mark.parametrize('box', [(8, 4, 36, 20), (4, 12, 20, 28), (12, 8, 40, 12)])
-def test_roi_head_pools_exactly_the_pasted_box(box):
-    head = RoIConsistencyHead(num_classes=3, in_channels=2)
+def test_roi_head_pools_exactly_the_pasted_box(box, backend):
+    head = RoIConsistencyHead(num_classes=3, in_channels=2, roi_backend=backend)
     feat = position_map(8, 12, stride=4)  # input 32 (H) x 48 (W)
     pooled = head.pool(feat, torch.tensor([box], dtype=torch.float32), (32, 48))
     x1, y1, x2, y2 = box
     assert torch.allclose(pooled, torch.tensor([[(x1 + x2) / 2, (y1 + y2) / 2]]), atol=1e-5)
     transposed = torch.tensor([[y1, x1, y2, x2]], dtype=torch.float32)
     assert not torch.allclose(head.pool(feat, transposed, (32, 48)), pooled, atol=1e-3)
+
+
+def test_roi_backends_agree_in_values_and_gradients():
+    g = torch.Generator().manual_seed(0)
+    # a channels-last (strided) map, as PVTv2's NLC->NCHW view gives
+    feat = torch.randn(3, 7, 5, 6, generator=g).permute(0, 3, 1, 2)  # (3, 6, 7, 5)
+    boxes = torch.tensor([[0., 0., 20., 28.], [3., 5., 11., 9.], [0., 0., 0., 0.]])
+    outs, grads = [], []
+    for backend in ('mmcv', 'torchvision'):
+        head = RoIConsistencyHead(num_classes=3, in_channels=6, roi_backend=backend)
+        f = feat.detach().clone().requires_grad_()
+        pooled = head.pool(f, boxes, (28, 20))
+        (pooled * torch.arange(1., 7.)).sum().backward()
+        outs.append(pooled)
+        grads.append(f.grad)
+    assert outs[0].abs().sum() > 0 and grads[0].abs().sum() > 0
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-6)
+
+
+def test_mmcv_backend_without_compiled_ops_names_the_alternative(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'mmcv.ops', None)  # as with mmcv-lite
+    with pytest.raises(ImportError, match="roi_backend='torchvision'"):
+        MODELS.build(tiny_model_cfg())
+    model = MODELS.build(tiny_model_cfg(roi_head=dict(roi_backend='torchvision')))
+    data = model.data_preprocessor(data_batch(), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert set(losses) == {'loss', 'loss_rm'} and all(
+        torch.isfinite(v) for v in losses.values())
+
+
+def test_mmcv_without_a_kernel_for_the_device_names_the_alternative():
+    # mmcv compiled without CUDA answers a CUDA map with "implementation ... not found"; the
+    # meta device takes the same path on this CPU-only machine
+    head = RoIConsistencyHead(num_classes=3, in_channels=2)
+    feat = torch.zeros(1, 2, 4, 4, device='meta')
+    with pytest.raises(RuntimeError, match="no RoIAlign kernel for meta; set "
+                       "roi_head.roi_backend='torchvision'"):
+        head.pool(feat, torch.zeros(1, 4, device='meta'), (16, 16))
 
 
 def test_preprocessor_box_is_where_history_was_pasted(model):
@@ -268,6 +309,8 @@ BAD_CONFIGS = [
     (dict(head=dict(type='StackedLinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
                     mid_channels=[16], _replace=True)), 'linear `fc`'),
     (dict(roi_head=dict(share_fc='yes')), 'share_fc'),
+    (dict(roi_head=dict(roi_backend='detectron2')), "roi_backend must be one of \\('mmcv', "
+     "'torchvision'\\)"),
 ]
 
 

@@ -2,9 +2,24 @@
 
 The CIFAR ResNets of the paper (ResNet-18/34) are MMPretrain's ``ResNet_CIFAR``.
 """
+from mmpretrain.registry import MODELS
+
 from .densenet_cifar import DenseNetCIFAR
-from .pvt_v2_cls import PyramidVisionTransformerV2Cls
 from .pyramidnet import PyramidBasicBlock, PyramidBottleneck, PyramidNet
+
+try:
+    from .pvt_v2_cls import PyramidVisionTransformerV2Cls
+except ImportError as _pvt_error:  # MMDetection (and its compiled mmcv ops) is optional
+    _PVT_IMPORT_ERROR = _pvt_error
+
+    # Registered under the same name so that a PVTv2 config fails when it is built, naming the
+    # cause, while classification with the other backbones works on a stack without mmdet.
+    @MODELS.register_module(name='PyramidVisionTransformerV2Cls')
+    def PyramidVisionTransformerV2Cls(**kwargs):
+        raise ImportError(
+            'PyramidVisionTransformerV2Cls is built on MMDetection\'s PVTv2, which failed to '
+            f'import ({_PVT_IMPORT_ERROR}); install mmdet==3.3.0 and mmcv with compiled ops '
+            '(make install)') from _PVT_IMPORT_ERROR
 
 __all__ = [
     'PyramidNet', 'PyramidBasicBlock', 'PyramidBottleneck', 'DenseNetCIFAR',

@@ -4,9 +4,11 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.ops import roi_align
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
+
+#: implementations of the 1x1 RoIAlign; both compute the same average of bilinear samples
+ROI_BACKENDS = ('mmcv', 'torchvision')
 
 
 @MODELS.register_module()
@@ -29,6 +31,10 @@ class RoIConsistencyHead(BaseModule):
         share_fc (bool): reuse the main head's ``fc`` as H' instead of an own linear layer
             (paper Table 4a; default False, unshared). With sharing this head has no
             parameters and the classifier passes the main fc to :meth:`forward`.
+        roi_backend (str): which RoIAlign pools the box: ``'mmcv'`` (default,
+            ``mmcv.ops.roi_align``, needs mmcv's compiled ops for the training device) or
+            ``'torchvision'`` (``torchvision.ops.roi_align``, for a stack without compiled mmcv
+            ops, e.g. a new torch on GPU). Same arguments, same values (tested).
         init_cfg (dict): initialisation of the own fc, as mmpretrain's LinearClsHead.
     """
 
@@ -37,6 +43,7 @@ class RoIConsistencyHead(BaseModule):
                  in_channels: int,
                  omega: float = 0.1,
                  share_fc: bool = False,
+                 roi_backend: str = 'mmcv',
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01)):
         super().__init__(init_cfg=init_cfg)
         for name, value in (('num_classes', num_classes), ('in_channels', in_channels)):
@@ -49,10 +56,22 @@ class RoIConsistencyHead(BaseModule):
         if not isinstance(share_fc, bool):
             raise ValueError(f'RoIConsistencyHead: share_fc must be True or False, '
                              f'got {share_fc!r}')
+        if roi_backend not in ROI_BACKENDS:
+            raise ValueError(f'RoIConsistencyHead: roi_backend must be one of {ROI_BACKENDS}, '
+                             f'got {roi_backend!r}')
+        if roi_backend == 'mmcv':
+            try:
+                from mmcv.ops import roi_align  # noqa: F401
+            except (ImportError, OSError) as exc:  # mmcv-lite, or ops built for another torch
+                raise ImportError(
+                    "RoIConsistencyHead(roi_backend='mmcv') needs mmcv's compiled ops "
+                    f'(mmcv.ops failed to import: {exc}); build mmcv with ops (make install) '
+                    "or set roi_head.roi_backend='torchvision'") from exc
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.omega = float(omega)
         self.share_fc = share_fc
+        self.roi_backend = roi_backend
         self.fc = None if share_fc else nn.Linear(in_channels, num_classes)
 
     def pool(self, feat: torch.Tensor, boxes: torch.Tensor,
@@ -70,7 +89,22 @@ class RoIConsistencyHead(BaseModule):
         spatial_scale = feat.size(-1) / float(img_shape[-1])
         # mmcv's kernels index the raw memory: a strided map (e.g. PVTv2's NLC->NCHW view,
         # channels_last) would be read as garbage.
-        pooled = roi_align(feat.contiguous(), rois, (1, 1), spatial_scale, 0, 'avg', True)
+        feat = feat.contiguous()
+        if self.roi_backend == 'mmcv':
+            from mmcv.ops import roi_align
+            try:
+                pooled = roi_align(feat, rois, (1, 1), spatial_scale, 0, 'avg', True)
+            except RuntimeError as exc:
+                if 'not found' not in str(exc):
+                    raise
+                # mmcv's ops were compiled without a kernel for this device (e.g. CPU-only)
+                raise RuntimeError(
+                    f'{exc}\nRoIConsistencyHead: mmcv has no RoIAlign kernel for '
+                    f"{feat.device.type}; set roi_head.roi_backend='torchvision' or build "
+                    'mmcv with ops for this device') from exc
+        else:
+            from torchvision.ops import roi_align
+            pooled = roi_align(feat, rois, (1, 1), spatial_scale, 0, True)
         return pooled.flatten(1)
 
     def forward(self, feat: torch.Tensor, boxes: torch.Tensor, img_shape: Tuple[int, int],

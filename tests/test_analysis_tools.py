@@ -82,6 +82,75 @@ def tiny(tmp_path_factory):
     return dict(root=root, data=data, cfg=cfg, rm_path=rm_path)
 
 
+def test_shape_type_reads_and_refuses_shapes():
+    import argparse
+    chw = analysis.shape_type('CxHxW')
+    assert chw('3x224x160') == (3, 224, 160)
+    for bad in ('3x224', '3x224x0', 'axbxc', '64x3x32x32'):
+        with pytest.raises(argparse.ArgumentTypeError, match='shape must be CxHxW'):
+            chw(bad)
+    assert analysis.shape_type('NxCxHxW')('64x3x32x32') == (64, 3, 32, 32)
+
+
+# ---------------------------------------------------------------------------- CUDA syncs
+def _fake_sync(filename, lineno):
+    import warnings
+    warnings.warn_explicit('called a synchronizing CUDA operation', UserWarning, filename,
+                           lineno)
+
+
+def test_record_syncs_counts_by_site_and_passes_other_warnings_on(monkeypatch):
+    from mmrm.utils import cuda_sync
+    mmrm_file = os.path.join(cuda_sync._MMRM_ROOT, 'models', 'heads', 'x.py')
+    lib_file = '/venv/lib/python3.11/site-packages/mmpretrain/models/utils/y.py'
+
+    def fn():
+        _fake_sync(mmrm_file, 7)
+        _fake_sync(lib_file, 3)
+        _fake_sync(lib_file, 3)
+        import warnings
+        warnings.warn('unrelated warning')
+
+    with pytest.warns(UserWarning, match='unrelated warning'):
+        sites = cuda_sync.record_syncs(fn, repeats=2)
+    assert dict(sites) == {'mmrm/models/heads/x.py:7': 2, 'mmpretrain/models/utils/y.py:3': 4}
+    # a package imported from a PYTHONPATH folder is named from its import root too
+    monkeypatch.syspath_prepend('/opt/extra_site')
+    assert cuda_sync.short_site('/opt/extra_site/mmcv/ops/z.py', 5) == 'mmcv/ops/z.py:5'
+    assert cuda_sync.is_mmrm_site('mmrm/models/heads/x.py:7')
+    assert not cuda_sync.is_mmrm_site('mmpretrain/models/utils/y.py:3')
+
+
+def test_train_step_syncs_counts_only_the_counted_steps():
+    from mmrm.utils import cuda_sync
+    calls = []
+
+    class Fake:
+        def __init__(self, site):
+            self.site = site
+
+        def train_step(self, data, optim):
+            calls.append(data)
+            _fake_sync(*self.site)
+
+    models = dict(baseline=Fake(('/x/site-packages/mmpretrain/p.py', 1)),
+                  rm=Fake((os.path.join(cuda_sync._MMRM_ROOT, 'models', 'r.py'), 2)))
+    batches = iter(range(100))
+    out = cuda_sync.train_step_syncs(models, dict(baseline=None, rm=None),
+                                     lambda: next(batches), steps=3, warmup=2)
+    assert len(calls) == 10 and calls[:5] == [0, 1, 2, 3, 4]  # warm-ups, then the 3 counted
+    assert out['baseline'] == dict(per_step=1.0, in_mmrm=0, sites={'mmpretrain/p.py:1': 3})
+    assert out['rm'] == dict(per_step=1.0, in_mmrm=3, sites={'mmrm/models/r.py:2': 3})
+
+
+def test_cuda_sync_check_refuses_without_cuda(tiny, capsys):
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA: the refusal path does not apply')
+    tool = _load_tool('tools/analysis_tools/cuda_sync_check.py')
+    assert tool.main([str(tiny['rm_path'])]) == 2
+    assert 'needs a CUDA device' in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------- cost report
 def test_derive_variants(tiny):
     cfg = analysis.load_config(tiny['rm_path'])
@@ -113,7 +182,8 @@ def test_cost_report_cli(tiny, tmp_path):
     out = tmp_path / 'cost.json'
     cmd = [sys.executable, str(REPO_ROOT / 'tools/analysis_tools/rm_cost_report.py'),
            tiny['rm_path'], '--shape', '3x16x16', '--batch', '2', '--repeats', '3',
-           '--warmup', '1', '--memory-steps', '1', '--threads', '1', '--json', str(out)]
+           '--warmup', '1', '--memory-steps', '1', '--threads', '1', '--profile', '2',
+           '--json', str(out)]
     proc = subprocess.run(cmd, env=tool_env(), cwd=str(REPO_ROOT), capture_output=True,
                           text=True, timeout=240)
     text = proc.stdout + proc.stderr
@@ -146,6 +216,18 @@ def test_cost_report_cli(tiny, tmp_path):
     m = re.search(r'- step_ms rm/cutmix: ([\d.]+)', proc.stdout)
     assert float(m.group(1)) == pytest.approx(printed['+ RM'] / printed['+ CutMix'], rel=2e-3)
     assert 'sibling config' in proc.stdout  # Mixup taken from tiny_mixup.py
+    # --profile: per-step operator counts; the RoI pooling (forward + backward once per step)
+    # is what RM runs and CutMix does not
+    prof = report['profiles']
+    assert set(prof) == {'rm', 'cutmix'}
+    assert prof['rm']['RoIAlignFunction']['count'] == 1.0
+    assert prof['rm']['RoIAlignFunctionBackward']['count'] == 1.0
+    assert 'RoIAlignFunction' not in prof['cutmix']
+    assert prof['rm']['aten::convolution']['count'] == prof['cutmix']['aten::convolution'][
+        'count'] > 0
+    m = re.search(r'self host time per step: rm ([\d.]+) ms, cutmix ([\d.]+) ms', proc.stdout)
+    assert float(m.group(1)) == pytest.approx(
+        sum(r['cpu_us'] for r in prof['rm'].values()) / 1e3, abs=1e-3)
 
 
 # ---------------------------------------------------------------------------- mix grid
@@ -359,3 +441,39 @@ def test_compare_fashion_mnist_summary(tmp_path):
     table = (tmp_path / 'results.md').read_text()
     assert '| cutmix | 9.00 ± 1.00 | 10.00, 9.00, 8.00 | 1.0 |' in table
     assert Image.open(out).size == (450, 288)
+
+
+def test_compare_fashion_mnist_runs_every_method_and_seed(tmp_path, monkeypatch):
+    """The runner trains (method x seed) with tools/train.py, the RM-only options reach only
+    the RM runs, concurrent runs (--jobs) log to one file each, finished runs are skipped."""
+    tool = _load_tool('tools/analysis_tools/compare_fashion_mnist.py')
+    calls = []
+
+    def fake_run(cmd, check, cwd, **kw):
+        calls.append((cmd, kw))
+        wd = cmd[cmd.index('--work-dir') + 1]
+        os.makedirs(wd, exist_ok=True)
+
+    accs = dict(baseline=90.0, mixup=89.0, cutmix=91.0, rm=92.0)
+    monkeypatch.setattr(tool.subprocess, 'run', fake_run)
+    monkeypatch.setattr(tool, 'best_metric',
+                        lambda wd: accs[os.path.basename(wd).split('_seed')[0]])
+    argv = ['--seeds', '0', '1', '--jobs', '3', '--work-root', str(tmp_path), '--out',
+            str(tmp_path / 'c.png'), '--cfg-options', 'train_cfg.max_epochs=2',
+            '--rm-cfg-options', 'model.roi_head.roi_backend=torchvision']
+    rows = tool.main(argv)
+    assert len(calls) == 8
+    runs = {(os.path.basename(c[c.index('--work-dir') + 1])) for c, _ in calls}
+    assert runs == {f'{m}_seed{s}' for m in accs for s in (0, 1)}
+    for cmd, kw in calls:
+        assert cmd[1].endswith('tools/train.py') and 'train_cfg.max_epochs=2' in cmd
+        is_rm = os.path.basename(cmd[2]) == 'resnet18-w16_1xb128_fashion-mnist_rm.py'
+        assert ('model.roi_head.roi_backend=torchvision' in cmd) == is_rm
+        seed = int(cmd[cmd.index('--work-dir') + 1][-1])
+        assert f'randomness.seed={seed}' in cmd
+        assert kw['stdout'].name.endswith(f'_seed{seed}.log')
+    assert {r['method']: r['mean'] for r in rows} == pytest.approx(
+        {m: 100 - a for m, a in accs.items()})
+    calls.clear()
+    tool.main(argv)  # everything finished: nothing is trained again
+    assert calls == []

@@ -45,6 +45,25 @@ RM_AUGMENT = 'RecursiveMixBatchAugment'
 # --------------------------------------------------------------------------------------------
 # configs and models
 # --------------------------------------------------------------------------------------------
+def shape_type(layout: str) -> Callable[[str], Tuple[int, ...]]:
+    """An argparse ``type`` reading ``'3x224x224'``-style shapes with the dims of ``layout``
+    (e.g. ``'CxHxW'``, ``'NxCxHxW'``)."""
+    import argparse
+    ndim = len(layout.split('x'))
+
+    def parse(text: str) -> Tuple[int, ...]:
+        try:
+            dims = tuple(int(v) for v in text.lower().split('x'))
+        except ValueError:
+            dims = ()
+        if len(dims) != ndim or min(dims) <= 0:
+            raise argparse.ArgumentTypeError(f'shape must be {layout} (positive ints), '
+                                             f'got {text!r}')
+        return dims
+
+    return parse
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None):
     """``Config.fromfile`` + ``--cfg-options`` + the config's custom imports + default scope."""
     from mmengine.config import Config
@@ -258,16 +277,17 @@ def count_flops(model: torch.nn.Module, shape: Sequence[int]) -> int:
 
 
 def make_batch_factory(batch: int, shape: Sequence[int], num_classes: int,
-                       seed: int = 0) -> Callable[[], dict]:
+                       seed: int = 0, pin_memory: bool = False) -> Callable[[], dict]:
     """A function returning a fresh loader-like batch: uint8 images ``(N, C, H, W)`` (as
-    ``default_collate`` stacks them) and new ``DataSample`` objects with hard labels."""
+    ``default_collate`` stacks them, in page-locked memory with ``pin_memory`` as a loader with
+    ``pin_memory=True`` gives them) and new ``DataSample`` objects with hard labels."""
     from mmpretrain.structures import DataSample
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (batch, *shape), generator=g, dtype=torch.uint8)
     labels = torch.randint(0, num_classes, (batch, ), generator=g).tolist()
 
     def fresh():
-        return dict(inputs=images.clone(),
+        return dict(inputs=images.clone().pin_memory() if pin_memory else images.clone(),
                     data_samples=[DataSample().set_gt_label(int(v)) for v in labels])
 
     return fresh
@@ -313,6 +333,58 @@ def time_train_steps(models: 'OrderedDict[str, torch.nn.Module]', optim_wrappers
                 if not math.isfinite(loss):
                     print(f'warning: {name}: non-finite loss {loss} in the timed steps')
     return times
+
+
+def profile_train_steps(models: 'OrderedDict[str, torch.nn.Module]', optim_wrappers: dict,
+                        batch_factory: Callable[[], dict], steps: int = 5,
+                        device: str = 'cpu') -> Dict[str, Dict[str, dict]]:
+    """Per-operator cost of ``steps`` training steps per model, from ``torch.profiler``.
+
+    Returns ``{model: {op: dict(count, cpu_us, dev_us)}}``, per step: calls, self host time and
+    self device time (0 on CPU) in microseconds. One untimed step runs first."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = str(device).startswith('cuda')
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    out = OrderedDict()
+    for name, model in models.items():
+        model.train_step(batch_factory(), optim_wrappers[name])
+        batches = [batch_factory() for _ in range(steps)]
+        _sync(device)
+        with profile(activities=acts) as prof:
+            for data in batches:
+                model.train_step(data, optim_wrappers[name])
+            _sync(device)
+        stats = {}
+        for e in prof.key_averages():
+            dev = getattr(e, 'self_device_time_total', None)
+            if dev is None:
+                dev = getattr(e, 'self_cuda_time_total', 0)
+            stats[e.key] = dict(count=e.count / steps, cpu_us=e.self_cpu_time_total / steps,
+                                dev_us=(dev / steps) if cuda else 0.)
+        out[name] = stats
+    return out
+
+
+def format_profile_diff(profiles: dict, a: str = 'rm', b: str = 'cutmix', top: int = 12,
+                        key: str = 'cpu_us') -> str:
+    """Markdown table of the operators with the largest extra self time of ``a`` over ``b``
+    per step (``key``: 'cpu_us' host time or 'dev_us' device time), and the totals."""
+    pa, pb = profiles[a], profiles[b]
+    zero = dict(count=0., cpu_us=0., dev_us=0.)
+    rows = []
+    for op in set(pa) | set(pb):
+        ra, rb = pa.get(op, zero), pb.get(op, zero)
+        rows.append((ra[key] - rb[key], op, ra, rb))
+    rows.sort(key=lambda r: -r[0])
+    total_a = sum(r[key] for r in pa.values())
+    total_b = sum(r[key] for r in pb.values())
+    what = 'host' if key == 'cpu_us' else 'device'
+    lines = [f'self {what} time per step: {a} {total_a / 1e3:.3f} ms, {b} {total_b / 1e3:.3f} ms, '
+             f'difference {(total_a - total_b) / 1e3:+.3f} ms; largest contributions:', '',
+             f'| op | {a} - {b} (us) | {a} calls | {b} calls |', '| --- | ---: | ---: | ---: |']
+    for diff, op, ra, rb in rows[:top]:
+        lines.append(f"| {op} | {diff:+.1f} | {ra['count']:g} | {rb['count']:g} |")
+    return '\n'.join(lines)
 
 
 # ---- memory: one fresh child process per variant -------------------------------------------
@@ -428,12 +500,15 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
                 shape: Optional[Sequence[int]] = None, repeats: int = 10, warmup: int = 1,
                 device: Optional[str] = None, memory: str = 'auto', memory_steps: int = 3,
                 threads: Optional[int] = None, mixup: Optional[dict] = None,
-                cutmix: Optional[dict] = None, log: Callable = print) -> dict:
+                cutmix: Optional[dict] = None, profile_steps: int = 0,
+                log: Callable = print) -> dict:
     """Everything of Table 10 for the four variants of ``cfg`` (see :func:`derive_variants`).
 
     Memory is measured first, in child processes, before this process runs any torch op.
     ``memory``: 'fork' (fast), 'spawn' (a new interpreter per variant), 'auto' (fork on CPU,
     spawn on CUDA, where a forked child cannot use CUDA after the parent touched it) or 'none'.
+    ``profile_steps`` > 0 also profiles that many steps of RM and CutMix
+    (:func:`profile_train_steps`, after the timing) into ``profiles``.
     Returns a dict: ``rows`` (per variant: ``params_train``, ``params_deploy``, ``flops``,
     ``memory_mb``, ``step_ms`` (median), ``step_ms_all``), ``ratios`` and the settings.
     """
@@ -490,6 +565,16 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
         log(f'[time] {warmup} warm-up + {repeats} interleaved rounds of '
             f'{" ".join(models)} ({device})')
         times = time_train_steps(models, wrappers, fresh, repeats, warmup, device)
+    profiles = None
+    if profile_steps > 0:
+        if times is None:
+            wrappers = {name: build_optim_wrapper(m, optim_cfg, device)
+                        for name, m in models.items()}
+            fresh = make_batch_factory(batch, shape, num_classes_of(variants['rm']))
+        log(f'[profile] {profile_steps} steps of rm and cutmix ({device})')
+        profiles = profile_train_steps(
+            OrderedDict((k, models[k]) for k in ('rm', 'cutmix')), wrappers, fresh,
+            profile_steps, device)
     for name in models:
         ts = times[name] if times else []
         rows[name]['step_ms'] = statistics.median(ts) * 1e3 if ts else None
@@ -512,7 +597,8 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
                 memory_measure=('torch.cuda.max_memory_allocated' if mem_key == 'cuda_peak_mb'
                                 else 'peak RSS growth of a fresh child over its start RSS'),
                 augment_sources={k: [s, _plain(a)] for k, (s, a) in sources.items()},
-                deploy_loads_into_baseline=deploy_loads, threads=torch.get_num_threads())
+                deploy_loads_into_baseline=deploy_loads, threads=torch.get_num_threads(),
+                profiles=profiles)
 
 
 def _fmt_m(v):

@@ -22,13 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmpretrain.models.utils.batch_augments import CutMix, Mixup  # noqa: E402
 
 from mmrm.models import RecursiveMixBatchAugment  # noqa: E402
-
-
-def parse_shape(text):
-    dims = tuple(int(v) for v in text.lower().split('x'))
-    if len(dims) != 4:
-        raise argparse.ArgumentTypeError(f'shape must be NxCxHxW, got {text!r}')
-    return dims
+from mmrm.utils.analysis import shape_type  # noqa: E402
 
 
 def bench(shape, repeats, device, num_classes=100, seed=0):
@@ -56,7 +50,7 @@ def bench(shape, repeats, device, num_classes=100, seed=0):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--shapes', nargs='+', type=parse_shape,
+    parser.add_argument('--shapes', nargs='+', type=shape_type('NxCxHxW'),
                         default=[(64, 3, 32, 32), (32, 3, 224, 224)])
     parser.add_argument('--repeats', type=int, default=200)
     parser.add_argument('--device', default='cpu')

@@ -9,6 +9,11 @@ and written to ``<work-root>/results.md``) and a bar plot (PNG).
     python tools/analysis_tools/compare_fashion_mnist.py --seeds 0 1 2 \\
         --out docs/images/fashion_mnist_comparison.png
     python tools/analysis_tools/compare_fashion_mnist.py --summary-only   # table from runs
+
+On a GPU, where one run of this small network leaves the device mostly idle, ``--jobs N``
+trains N runs at once (each run's output then goes to ``<work-root>/<method>_seed<seed>.log``);
+``--rm-cfg-options`` are given to the RM runs only (e.g.
+``model.roi_head.roi_backend=torchvision`` where mmcv has no CUDA ops).
 """
 import argparse
 import json
@@ -18,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -42,7 +48,14 @@ def parse_args(argv=None):
     parser.add_argument('--summary-only', action='store_true', help='do not train')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra options for every run (e.g. train_cfg.max_epochs=2)')
-    return parser.parse_args(argv)
+    parser.add_argument('--rm-cfg-options', nargs='+', default=[],
+                        help='extra options for the RM runs only (their model has roi_head)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at the same time (GPU); 1 on a CPU machine')
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f'--jobs must be >= 1, got {args.jobs}')
+    return args
 
 
 def run_one(args, method, seed):
@@ -52,11 +65,18 @@ def run_one(args, method, seed):
     opts = [f'randomness.seed={seed}'] + [
         f'{split}.dataset.data_root={args.data_root}'
         for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    opts += args.cfg_options + (args.rm_cfg_options if method == 'rm' else [])
     cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), osp.join(ROOT, METHODS[method]),
-           '--work-dir', work_dir, '--cfg-options', *opts, *args.cfg_options]
+           '--work-dir', work_dir, '--cfg-options', *opts]
     print(f'[compare] {method} seed {seed}: {" ".join(cmd)}', flush=True)
     start = time.time()
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    if args.jobs == 1:
+        subprocess.run(cmd, check=True, cwd=ROOT)
+    else:  # concurrent runs: one log file each instead of interleaved output
+        os.makedirs(args.work_root, exist_ok=True)
+        with open(work_dir + '.log', 'w') as log:
+            subprocess.run(cmd, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    print(f'[compare] {method} seed {seed} done in {time.time() - start:.0f} s', flush=True)
     top1 = best_metric(work_dir)
     if top1 is None:
         raise RuntimeError(f'{work_dir}: no accuracy/top1 in the logs')
@@ -117,9 +137,11 @@ def plot(rows, path):
 def main(argv=None):
     args = parse_args(argv)
     if not args.summary_only:
-        for seed in args.seeds:  # seed-major: a stopped run still leaves every method comparable
-            for method in args.methods:
-                run_one(args, method, seed)
+        # seed-major: a stopped comparison still leaves every method comparable
+        runs = [(method, seed) for seed in args.seeds for method in args.methods]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for future in [pool.submit(run_one, args, m, s) for m, s in runs]:
+                future.result()
     rows = collect(args)
     if not rows:
         sys.exit('compare_fashion_mnist: no finished runs')

@@ -21,7 +21,7 @@ and reports for each:
 then prints a markdown table and the ratios RM / CutMix and RM / baseline.
 
     python tools/analysis_tools/rm_cost_report.py configs/rm/resnet50_8xb32_in1k_rm.py \\
-        [--batch 8] [--shape 3x224x224] [--repeats 10] [--json out.json]
+        [--batch 8] [--shape 3x224x224] [--repeats 10] [--profile 5] [--json out.json]
 """
 import argparse
 import json
@@ -31,21 +31,15 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
-from mmrm.utils.analysis import cost_report, format_cost_table, load_config  # noqa: E402
-
-
-def parse_shape(text):
-    dims = tuple(int(v) for v in text.lower().split('x'))
-    if len(dims) != 3:
-        raise argparse.ArgumentTypeError(f'shape must be CxHxW, got {text!r}')
-    return dims
+from mmrm.utils.analysis import (cost_report, format_cost_table, format_profile_diff,  # noqa: E402
+                                 load_config, shape_type)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='an RM config (e.g. configs/rm/*_rm.py)')
     parser.add_argument('--batch', type=int, default=8, help='images per training step')
-    parser.add_argument('--shape', type=parse_shape, default=None,
+    parser.add_argument('--shape', type=shape_type('CxHxW'), default=None,
                         help='input CxHxW (default: the backbone in_channels x 224 x 224)')
     parser.add_argument('--repeats', type=int, default=10, help='timed interleaved rounds')
     parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
@@ -56,6 +50,9 @@ def parse_args(argv=None):
                         help='training steps of each memory measurement')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if any)')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--profile', type=int, default=0, metavar='STEPS',
+                        help='also profile STEPS training steps of RM and CutMix and print '
+                        'the operators that make the difference (torch.profiler)')
     parser.add_argument('--json', help='also write the full report (all times) as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config settings, as tools/train.py')
@@ -68,7 +65,7 @@ def main(argv=None):
     report = cost_report(cfg, args.config, batch=args.batch, shape=args.shape,
                          repeats=args.repeats, warmup=args.warmup, device=args.device,
                          memory=args.memory, memory_steps=args.memory_steps,
-                         threads=args.threads)
+                         threads=args.threads, profile_steps=args.profile)
     print()
     print(f"{osp.basename(args.config)}: batch {report['batch']}, input "
           f"{'x'.join(map(str, report['shape']))}, device {report['device']}, "
@@ -80,6 +77,10 @@ def main(argv=None):
           f"{report['deploy_loads_into_baseline']}")
     print()
     print(format_cost_table(report))
+    if report['profiles']:
+        for key in ('cpu_us', 'dev_us') if report['device'].startswith('cuda') else ('cpu_us', ):
+            print()
+            print(format_profile_diff(report['profiles'], key=key))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=1)

@@ -288,3 +288,18 @@ def test_train_help_documents_cpu_amp(capsys):
     assert args.resume == 'auto'
     args = train_tool.parse_args(['cfg.py', '--resume', 'a.pth', '--local-rank', '1'])
     assert args.resume == 'a.pth' and args.local_rank == 1
+
+
+def test_cuda_checks_script_runs_selected_steps_and_counts_failures(tmp_path):
+    """scripts/cuda_checks.sh without a GPU: its plumbing (ONLY= selection, one log per step,
+    exit status = failed steps) with a stand-in interpreter; the checks themselves need CUDA."""
+    script = str(REPO_ROOT / 'scripts' / 'cuda_checks.sh')
+    for stand_in, expect_rc in (('true', 0), ('false', 2)):
+        out = tmp_path / stand_in
+        proc = subprocess.run(['bash', script, str(out)], cwd=str(REPO_ROOT),
+                              env=dict(os.environ, PYTHON=stand_in, ONLY='sync cost_b32'),
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == expect_rc, proc.stdout + proc.stderr
+        assert sorted(p.name for p in out.iterdir()) == ['cost_b32.log', 'sync.log']
+        assert f'failed steps: {expect_rc}' in proc.stdout
+        assert '=== sync: ' in proc.stdout and '=== op_time' not in proc.stdout

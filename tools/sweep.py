@@ -18,8 +18,6 @@ Examples (the paper's Fig. 4 alpha curve on CIFAR-100 ResNet-18, 3 seeds)::
 Any argument this script does not know is passed on to ``tools/train.py`` (e.g. ``--amp``).
 """
 import argparse
-import glob
-import json
 import os
 import os.path as osp
 import statistics
@@ -27,6 +25,9 @@ import subprocess
 import sys
 
 TOOLS = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, osp.dirname(TOOLS))
+from mmrm.utils.analysis import best_metric  # noqa: E402
+
 DONE = '.sweep-done'
 
 
@@ -61,22 +62,6 @@ def command(args, value, seed, extra):
         cmd = [sys.executable, osp.join(TOOLS, 'train.py'), args.config]
     return cmd + ['--work-dir', wd, *extra, '--cfg-options', f'{args.key}={value}',
                   f'randomness.seed={seed}']
-
-
-def best_metric(wd, metric):
-    """Highest ``metric`` over every validation record MMEngine logged under ``wd``."""
-    best = None
-    for path in glob.glob(osp.join(wd, '*', 'vis_data', 'scalars.json')):
-        with open(path) as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if metric in record:
-                    v = float(record[metric])
-                    best = v if best is None else max(best, v)
-    return best
 
 
 def summary(args):

@@ -557,20 +557,16 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
     for m in models.values():  # load_state_dict changed nothing that matters for timing
         m.zero_grad(set_to_none=True)
 
-    times = None
-    if repeats > 0:
+    times = profiles = None
+    if repeats > 0 or profile_steps > 0:
         wrappers = {name: build_optim_wrapper(m, optim_cfg, device)
                     for name, m in models.items()}
         fresh = make_batch_factory(batch, shape, num_classes_of(variants['rm']))
+    if repeats > 0:
         log(f'[time] {warmup} warm-up + {repeats} interleaved rounds of '
             f'{" ".join(models)} ({device})')
         times = time_train_steps(models, wrappers, fresh, repeats, warmup, device)
-    profiles = None
     if profile_steps > 0:
-        if times is None:
-            wrappers = {name: build_optim_wrapper(m, optim_cfg, device)
-                        for name, m in models.items()}
-            fresh = make_batch_factory(batch, shape, num_classes_of(variants['rm']))
         log(f'[profile] {profile_steps} steps of rm and cutmix ({device})')
         profiles = profile_train_steps(
             OrderedDict((k, models[k]) for k in ('rm', 'cutmix')), wrappers, fresh,
@@ -718,13 +714,7 @@ def plot_effective_classes(result: dict, thresholds: Sequence[float], path: str,
     ax.set_xscale('log')
     ax.set_xlabel('threshold')
     ax.set_ylabel('effective classes (mean)')
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    _save_line_plot(plt, fig, ax, path, title, dpi)
     return plotted
 
 
@@ -733,6 +723,17 @@ def _pyplot():
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     return plt
+
+
+def _save_line_plot(plt, fig, ax, path: str, title: Optional[str], dpi: int) -> None:
+    """The common finish of the line plots: grid, legend, optional title, PNG, figure freed."""
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -909,12 +910,6 @@ def plot_sweep(summary: Sequence[dict], param: str, path: str,
                    label=f"baseline {baseline['mean']:.2f}")
     ax.set_xlabel({'alpha': r'$\alpha$', 'omega': r'$\omega$'}.get(param, param))
     ax.set_ylabel('top-1 error (%)')
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    _save_line_plot(plt, fig, ax, path, title, dpi)
     return dict(x=[float(v) for v in line.get_xdata()], y=[float(v) for v in line.get_ydata()],
                 std=sd)

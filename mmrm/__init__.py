@@ -5,7 +5,7 @@ MMDetection / MMSegmentation ones where a component serves them), so any OpenMML
 them with ``custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)``.
 """
 from .version import __version__
-from . import utils  # noqa: F401  (safe checkpoint loading under torch>=2.6)
+from . import engine  # noqa: F401  (safe checkpoint loading under torch>=2.6, CPU AMP)
 from . import models  # noqa: F401  (registers the components)
 
 __all__ = ['__version__']

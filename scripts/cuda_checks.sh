@@ -6,13 +6,14 @@
 #
 #   bash scripts/cuda_checks.sh [OUT_DIR]      (default work_dirs/cuda_checks)
 #
-# Environment: PYTHON (default python), ROI_BACKEND (mmcv | torchvision; torchvision where
+# Environment: PYTHON (default: the repository's .venv/bin/python if any, else python), ROI_BACKEND (mmcv | torchvision; torchvision where
 # mmcv was built without CUDA ops), DEMO (1: train the 4-epoch Fashion-MNIST demo config from
 # data/fashion_mnist, as `make demo` does on CPU; 0 skips it), ONLY (space-separated step names
 # to run, e.g. ONLY="sync cost_b32"; default all).
 set -u
 OUT_DIR=${1:-work_dirs/cuda_checks}
-PY=${PYTHON:-python}
+source "$(dirname "$0")/../tools/python.sh"
+PY=$PYTHON
 ROI_BACKEND=${ROI_BACKEND:-mmcv}
 DEMO=${DEMO:-1}
 CFG=configs/rm/resnet50_8xb32_in1k_rm.py

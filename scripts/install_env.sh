@@ -88,7 +88,7 @@ else
     log "full build log: $build_log"
     (cd "$src" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
        "$PY" -m pip --disable-pip-version-check wheel -v --no-deps --no-build-isolation -w "$wheel_dir" . 2>&1 \
-       | tee "$build_log" | sed -nu -E 's#^(\[[0-9]+/[0-9]+\]) .* -c ([^ ]*/)?([^ /]+\.(cpp|cu)) .*#[mmcv build] \1 \3#p; /error:|Error|Created wheel/p' || true)
+       | tee "$build_log" | sed -nu -E 's#^ *(\[[0-9]+/[0-9]+\]) .* -c ([^ ]*/)?([^ /]+\.(cpp|cu)) .*#[mmcv build] \1 \3#p; /error:|Error|Created wheel/p' || true)
     rm -rf "$build"
     ls "$wheel_dir"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1 || { tail -30 "$build_log"; log "mmcv build failed (log: $build_log)"; exit 1; }
   fi

@@ -3,7 +3,12 @@
 * puts the repository root first on ``sys.path`` so ``import mmrm`` and
   ``from tests.utils import ...`` work from a checkout without installing;
 * fixtures: ``tiny_image_folder`` (a session-wide synthetic ImageNet-style folder, see
-  :func:`tests.utils.make_image_folder`) and ``free_port``.
+  :func:`tests.utils.make_image_folder`), ``tiny_rm`` (a tiny RM config and data, see
+  :func:`tests.utils.make_tiny_rm_setup`), ``one_thread`` and ``free_port``.
+
+Tests mirror the package: ``tests/test_models`` for ``mmrm/models``, ``tests/test_engine``,
+``tests/test_analysis``, ``tests/test_visualization``, ``tests/test_utils``, and
+``tests/test_tools`` / ``tests/test_configs`` for the command-line tools and the configs.
 """
 import importlib.machinery
 import importlib.util
@@ -36,7 +41,7 @@ def _bind_local_tests_package():
 
 _bind_local_tests_package()
 
-from tests.utils import find_free_port, make_image_folder  # noqa: E402
+from tests.utils import find_free_port, make_image_folder, make_tiny_rm_setup  # noqa: E402
 
 
 @pytest.fixture(scope='session')
@@ -63,3 +68,21 @@ def mmpretrain_default_scope():
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         yield
+
+
+@pytest.fixture(scope='session')
+def tiny_rm(tmp_path_factory):
+    """``dict(root, data, cfg, rm_path)`` of :func:`tests.utils.make_tiny_rm_setup` (read-only)."""
+    return make_tiny_rm_setup(tmp_path_factory.mktemp('tiny_rm'))
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One intra-op torch thread for a module's tests (``pytestmark =
+    pytest.mark.usefixtures('one_thread')``): the machine is shared, and small runs are faster
+    and steadier on one thread."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -29,7 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = [
     'REPO_ROOT', 'make_image_folder', 'tiny_cls_config', 'write_config',
-    'find_free_port', 'tool_env', 'write_fashion_mnist'
+    'find_free_port', 'tool_env', 'newcomer_env', 'write_fashion_mnist', 'load_tool', 'tiny_rm_config',
+    'make_tiny_rm_setup', 'TINY_RM_NUM_CLASSES', 'TINY_RM_LAST_CHANNELS'
 ]
 
 
@@ -245,6 +246,22 @@ def tool_env(extra_pythonpath: Sequence[Union[str, Path]] = (), **env) -> dict:
     return e
 
 
+def newcomer_env(**env) -> dict:
+    """:func:`tool_env` as a shell is right after ``make install``: the interpreter's folder
+    (the venv's ``bin``) is not on ``PATH`` and ``PYTHON`` is unset, so a shell tool has to
+    find the repository's ``.venv`` itself (``tools/python.sh``). Where this interpreter is not
+    the repository's ``.venv`` (tests run from another environment), ``PYTHON`` names it."""
+    e = tool_env(**env)
+    bin_dir = osp.dirname(sys.executable)
+    e['PATH'] = os.pathsep.join(p for p in e['PATH'].split(os.pathsep) if p and p != bin_dir)
+    e.pop('PYTHON', None)
+    e.pop('VIRTUAL_ENV', None)
+    venv_python = REPO_ROOT / '.venv' / 'bin' / 'python'
+    if not (venv_python.exists() and osp.samefile(osp.dirname(venv_python), bin_dir)):
+        e['PYTHON'] = sys.executable
+    return e
+
+
 def _write_idx(path, array):
     """An IDX file (big-endian header: magic 0x08 ubyte + ndim, then each dim as int32)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
@@ -264,3 +281,52 @@ def write_fashion_mnist(root, n_train=4, n_test=2, seed=0):
         _write_idx(root / f'{prefix}-images-idx3-ubyte', rng.randint(0, 256, (n, 28, 28)))
         _write_idx(root / f'{prefix}-labels-idx1-ubyte', np.arange(n) % 10)
     return str(root)
+
+
+def load_tool(rel: str):
+    """Import a script under the repository (e.g. ``'tools/analysis_tools/plot_sweep.py'``) as
+    a module, so a test calls its ``main(argv)`` in-process."""
+    import importlib.util
+    path = REPO_ROOT / rel
+    spec = importlib.util.spec_from_file_location(path.stem, str(path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+#: classes and last-map channels of :func:`tiny_rm_config` (ResNet-18 base 8 -> 64 channels)
+TINY_RM_NUM_CLASSES = 3
+TINY_RM_BASE = 8
+TINY_RM_LAST_CHANNELS = TINY_RM_BASE * 8
+
+
+def tiny_rm_config(data_root, batch_size: int = 4) -> dict:
+    """:func:`tiny_cls_config` turned into full RM: RMClassifier, RoI head (omega 0.1), RM
+    augment (alpha 0.5), soft CE; 3 classes, a 64-channel last map, with validation."""
+    cfg = tiny_cls_config(data_root, num_classes=TINY_RM_NUM_CLASSES, batch_size=batch_size,
+                          base_channels=TINY_RM_BASE, val=True)
+    model = cfg['model']
+    model['type'] = 'RMClassifier'
+    model['data_preprocessor']['type'] = 'RMDataPreprocessor'
+    model['head']['loss']['use_soft'] = True
+    model['roi_head'] = dict(type='RoIConsistencyHead', omega=0.1)
+    model['train_cfg'] = dict(augments=dict(type='RecursiveMixBatchAugment', alpha=0.5))
+    return cfg
+
+
+def make_tiny_rm_setup(root: Union[str, Path]) -> dict:
+    """A tiny image folder, an RM config ``tiny_rm.py`` and its sibling ``tiny_mixup.py``
+    (Mixup alpha 0.4; no CutMix sibling, so the analysis tools fall back to CutMix alpha 1).
+    Returns ``dict(root, data, cfg, rm_path)``."""
+    root = Path(root)
+    data = make_image_folder(root / 'data', num_classes=TINY_RM_NUM_CLASSES,
+                             images_per_class=4, size=16)
+    cfg = tiny_rm_config(data)
+    rm_path = write_config(cfg, root / 'tiny_rm.py')
+    mix = copy.deepcopy(cfg)
+    mix['model'].update(type='ImageClassifier', train_cfg=dict(
+        augments=dict(type='Mixup', alpha=0.4)))
+    mix['model'].pop('roi_head')
+    mix['model']['data_preprocessor']['type'] = 'ClsDataPreprocessor'
+    write_config(mix, root / 'tiny_mixup.py')
+    return dict(root=root, data=data, cfg=cfg, rm_path=rm_path)

@@ -26,7 +26,7 @@ import sys
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
-from mmrm.utils.analysis import best_metric  # noqa: E402
+from mmrm.analysis.work_dirs import best_metric  # noqa: E402
 
 DONE = '.sweep-done'
 

@@ -29,7 +29,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmrm.utils import setup_cpu_distributed, teardown_distributed
+from mmrm.engine import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args(argv=None):

@@ -28,7 +28,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmrm.utils import setup_amp, setup_cpu_distributed, teardown_distributed
+from mmrm.engine import setup_amp, setup_cpu_distributed, teardown_distributed
 
 
 def parse_args(argv=None):

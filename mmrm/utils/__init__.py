@@ -1,15 +1,10 @@
-"""mmrm utilities.
-
-Importing this package (``import mmrm`` does) registers the globals that MMEngine checkpoints
-need under torch's weights-only ``torch.load`` (see :mod:`mmrm.utils.checkpoint`) and the
-``CPUAmpOptimWrapper`` (see :mod:`mmrm.utils.dist`).
-"""
-from .checkpoint import register_safe_globals, safe_globals_list
-from .dist import CPUAmpOptimWrapper, setup_amp, setup_cpu_distributed, teardown_distributed
-
-register_safe_globals()
+"""Small helpers shared by the package and the tools: config loading (:mod:`.config`), argparse
+types (:mod:`.cli`) and RM checkpoint conversion (:mod:`.convert`)."""
+from .cli import shape_type
+from .config import load_config, model_config, prepare_scope, to_plain
+from .convert import RM_ONLY_PREFIXES, convert_rm_checkpoint
 
 __all__ = [
-    'register_safe_globals', 'safe_globals_list', 'setup_cpu_distributed', 'teardown_distributed',
-    'setup_amp', 'CPUAmpOptimWrapper'
+    'shape_type', 'load_config', 'model_config', 'prepare_scope', 'to_plain', 'RM_ONLY_PREFIXES',
+    'convert_rm_checkpoint'
 ]

@@ -22,7 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmpretrain.models.utils.batch_augments import CutMix, Mixup  # noqa: E402
 
 from mmrm.models import RecursiveMixBatchAugment  # noqa: E402
-from mmrm.utils.analysis import shape_type  # noqa: E402
+from mmrm.utils import shape_type  # noqa: E402
 
 
 def bench(shape, repeats, device, num_classes=100, seed=0):

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from mmrm.utils.analysis import best_metric  # noqa: E402
+from mmrm.analysis.work_dirs import best_metric  # noqa: E402
 
 METHODS = {
     'baseline': 'configs/rm/resnet18-w16_1xb128_fashion-mnist.py',

@@ -28,10 +28,11 @@ import torch.nn.functional as F
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
-from mmrm.utils.analysis import (build_model, build_optim_wrapper, derive_variants,  # noqa: E402
-                                 input_channels_of, load_config, make_batch_factory,
-                                 num_classes_of, shape_type, _plain)
-from mmrm.utils.cuda_sync import is_mmrm_site, record_syncs, train_step_syncs  # noqa: E402
+from mmrm.analysis.cuda_sync import is_mmrm_site, record_syncs, train_step_syncs  # noqa: E402
+from mmrm.analysis.timing import build_optim_wrapper, make_batch_factory  # noqa: E402
+from mmrm.analysis.variants import (build_model, derive_variants,  # noqa: E402
+                                    input_channels_of, num_classes_of)
+from mmrm.utils import load_config, shape_type, to_plain  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -89,7 +90,7 @@ def main(argv=None):
         print(f"| {r['shape']} | {r['op']} | {r['per_call']:g} | "
               f"{', '.join(f'{s} x{n}' for s, n in r['sites'].items()) or '-'} |")
 
-    optim_cfg = _plain(cfg.get('optim_wrapper')) if cfg.get('optim_wrapper') else None
+    optim_cfg = to_plain(cfg.get('optim_wrapper')) if cfg.get('optim_wrapper') else None
     models, wrappers = {}, {}
     for name, mcfg in variants.items():
         model = build_model(mcfg, 'cuda').train()

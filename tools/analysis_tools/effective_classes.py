@@ -21,10 +21,12 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
-from mmrm.utils.analysis import (DEFAULT_THRESHOLDS, VARIANTS,  # noqa: E402
-                                 build_train_loader, effective_classes,
-                                 format_effective_table, load_config,
-                                 plot_effective_classes, variant_preprocessors)
+from mmrm.analysis.effective_classes import (DEFAULT_THRESHOLDS,  # noqa: E402
+                                             effective_classes, format_effective_table,
+                                             variant_preprocessors)
+from mmrm.analysis.variants import VARIANTS, build_train_loader  # noqa: E402
+from mmrm.utils import load_config  # noqa: E402
+from mmrm.visualization.plots import plot_effective_classes  # noqa: E402
 
 
 def parse_args(argv=None):

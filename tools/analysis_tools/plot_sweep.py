@@ -17,8 +17,9 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmrm.utils.analysis import (collect_sweep, format_sweep_table, plot_sweep,  # noqa: E402
-                                 summarise_sweep)
+from mmrm.analysis.sweep import collect_sweep, format_sweep_table, summarise_sweep  # noqa: E402
+from mmrm.analysis.work_dirs import best_metric  # noqa: E402
+from mmrm.visualization.plots import plot_sweep  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -44,7 +45,6 @@ def main(argv=None):
     summary = summarise_sweep(records)
     baseline = None
     if args.baseline:
-        from mmrm.utils.analysis import best_metric
         errs = [100. - v for v in (best_metric(wd, args.metric) for wd in args.baseline)
                 if v is not None]
         if errs:

@@ -31,8 +31,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
-from mmrm.utils.analysis import (cost_report, format_cost_table, format_profile_diff,  # noqa: E402
-                                 load_config, shape_type)
+from mmrm.analysis.cost import cost_report, format_cost_table  # noqa: E402
+from mmrm.analysis.profiling import format_profile_diff  # noqa: E402
+from mmrm.utils import load_config, shape_type  # noqa: E402
 
 
 def parse_args(argv=None):

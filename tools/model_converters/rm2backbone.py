@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
-from mmrm.utils.convert import convert_rm_checkpoint  # noqa: E402
+from mmrm.utils import convert_rm_checkpoint  # noqa: E402
 
 
 def main(argv=None):

@@ -46,8 +46,8 @@ def load_model(config: str, checkpoint: str, device: str = 'cpu'):
     Returns ``(cfg, model, classes)``, classes from the checkpoint's ``dataset_meta``."""
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    from mmrm.utils.analysis import build_model, load_config, model_config
-    from mmrm.utils.convert import RM_ONLY_PREFIXES
+    from mmrm.analysis.variants import build_model
+    from mmrm.utils import RM_ONLY_PREFIXES, load_config, model_config
     cfg = load_config(config)
     model = build_model(model_config(cfg), device)
     ckpt = _load_checkpoint(checkpoint, map_location='cpu')
@@ -81,7 +81,7 @@ def prepare(model, cfg, path: str):
     """(normalised input (1, C, H, W), the image the model sees as (H, W, C) uint8)."""
     import mmcv
 
-    from mmrm.utils.mix_grid import to_images
+    from mmrm.visualization.mix_grid import to_images
     pre = model.data_preprocessor
     channels = pre.mean.numel() if pre._enable_normalize else 3
     img = mmcv.imread(path, flag='grayscale' if channels == 1 else 'color')
@@ -99,7 +99,8 @@ def prepare(model, cfg, path: str):
 def main(argv=None):
     import numpy as np
 
-    from mmrm.utils.analysis import _pyplot, class_activation_maps, overlay_cam
+    from mmrm.visualization.cam import class_activation_maps, overlay_cam
+    from mmrm.visualization.plots import pyplot
     args = parse_args(argv)
     if len(args.configs) != len(args.checkpoints):
         raise SystemExit('give one checkpoint per config')
@@ -125,7 +126,7 @@ def main(argv=None):
             col.append((shown, cam[0].numpy(), cls[0], prob[0]))
         results.append(col)
 
-    plt = _pyplot()
+    plt = pyplot()
     rows, cols = len(args.images), len(names) + 1
     fig, axes = plt.subplots(rows, cols, squeeze=False,
                              figsize=(args.cell_size * cols, (args.cell_size + 0.3) * rows))

@@ -25,10 +25,10 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
-from mmrm.utils.analysis import (build_model, build_train_loader, load_config,  # noqa: E402
-                                 model_config)
-from mmrm.utils.mix_grid import (nested_boxes, run_batch_augment_steps,  # noqa: E402
-                                 save_mix_grid, to_images)
+from mmrm.analysis.variants import build_model, build_train_loader  # noqa: E402
+from mmrm.utils import load_config, model_config  # noqa: E402
+from mmrm.visualization.mix_grid import (nested_boxes, run_batch_augment_steps,  # noqa: E402
+                                         save_mix_grid, to_images)
 
 
 def parse_args(argv=None):

@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner, load_checkpoint
 
-from mmrm.utils import register_safe_globals, safe_globals_list
+from mmrm.engine import register_safe_globals, safe_globals_list
 from tests.utils import tiny_cls_config
 
 TORCH_26 = tuple(int(x) for x in torch.__version__.split('.')[:2]) >= (2, 6)

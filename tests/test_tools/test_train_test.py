@@ -7,7 +7,6 @@
   at iteration 3 and the last checkpoint says iteration 4.
 * ``dist_test.sh`` (2 processes) on that checkpoint: metrics printed, ``--out`` pickle holds one
   prediction per test image.
-Plus in-process unit tests of the CPU helpers in ``mmrm.utils.dist``.
 """
 import os
 import pickle
@@ -18,10 +17,8 @@ import textwrap
 
 import pytest
 import torch
-from mmengine.config import Config, ConfigDict
 
 import mmrm  # noqa: F401  (safe globals for torch.load of the checkpoints)
-from mmrm.utils import CPUAmpOptimWrapper, setup_amp, setup_cpu_distributed
 from tests.utils import (REPO_ROOT, find_free_port, tiny_cls_config, tool_env,
                          write_config)
 
@@ -170,85 +167,6 @@ def test_dist_test_metrics_and_out(resumed_run, tiny_image_folder):
     paths = {p['img_path'] for p in preds}
     assert len(paths) == n_images, 'each test image exactly once across the ranks'
     assert 'Distributed training: True' in out and 'GPU number: 2' in out
-
-
-# ---------------------------------------------------------------- in-process units
-def test_setup_cpu_distributed_noop_without_launcher():
-    cfg = Config(dict(launcher='none', env_cfg=dict(dist_cfg=dict(backend='nccl'))))
-    assert setup_cpu_distributed(cfg) is False
-    assert cfg.env_cfg.dist_cfg.backend == 'nccl'
-    assert 'model_wrapper_cfg' not in cfg
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only path')
-def test_setup_cpu_distributed_single_rank(monkeypatch):
-    import torch.distributed as dist
-    assert not dist.is_initialized()
-    for k, v in dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1',
-                     MASTER_PORT=str(find_free_port())).items():
-        monkeypatch.setenv(k, v)
-    cfg = Config(dict(launcher='pytorch', find_unused_parameters=True,
-                      env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60))))
-    try:
-        assert setup_cpu_distributed(cfg) is True
-        assert dist.is_initialized() and dist.get_backend() == 'gloo'
-        assert dist.get_world_size() == 1
-        assert cfg.env_cfg.dist_cfg.backend == 'gloo'
-        assert cfg.model_wrapper_cfg == dict(
-            type='MMDistributedDataParallel', device_ids=None,
-            broadcast_buffers=False, find_unused_parameters=True)
-        # a user wrapper keeps its settings but gets a CPU-compatible device_ids
-        cfg2 = Config(dict(launcher='pytorch', model_wrapper_cfg=dict(
-            type='MMDistributedDataParallel', find_unused_parameters=True)))
-        assert setup_cpu_distributed(cfg2) is True  # existing group is kept
-        assert cfg2.model_wrapper_cfg.device_ids is None
-        assert cfg2.model_wrapper_cfg.find_unused_parameters is True
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only path')
-def test_setup_amp_cpu_and_wrapper_step():
-    cfg = Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1),
-                                         clip_grad=dict(max_norm=1.0))))
-    setup_amp(cfg)
-    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
-    assert cfg.optim_wrapper.dtype == 'bfloat16'
-    assert cfg.optim_wrapper.clip_grad == dict(max_norm=1.0)
-
-    model = torch.nn.Linear(4, 2)
-    w0 = model.weight.detach().clone()
-    wrapper = CPUAmpOptimWrapper(
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
-    seen = {}
-    with wrapper.optim_context(model):
-        y = model(torch.randn(3, 4))
-        seen['dtype'] = y.dtype
-        loss = y.float().pow(2).mean()
-    wrapper.update_params(loss)
-    assert seen['dtype'] == torch.bfloat16
-    assert not torch.equal(model.weight, w0)
-    # a step with a non-finite gradient is skipped and the loss scale backs off
-    w1 = model.weight.detach().clone()
-    scale = wrapper.loss_scaler.get_scale()
-    with wrapper.optim_context(model):
-        loss = model(torch.randn(3, 4)).float().sum()
-    wrapper.backward(loss)
-    model.weight.grad[0, 0] = float('inf')
-    wrapper.step()
-    wrapper.zero_grad()
-    assert torch.equal(model.weight, w1)
-    assert wrapper.loss_scaler.get_scale() == scale / 2
-    state = wrapper.state_dict()
-    assert 'loss_scaler' in state and state['loss_scaler']
-    wrapper.load_state_dict(state)
-    with pytest.raises(ValueError):
-        CPUAmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-                           dtype='float16')
-    bad = Config(dict(optim_wrapper=ConfigDict(type='DeepSpeedOptimWrapper')))
-    with pytest.raises(ValueError):
-        setup_amp(bad)
 
 
 def _load_tool(name):

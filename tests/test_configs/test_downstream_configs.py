@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.utils import (REPO_ROOT, find_free_port, make_image_folder, tiny_cls_config,
-                         tool_env)
+from tests.utils import (REPO_ROOT, find_free_port, load_tool, make_image_folder,
+                         tiny_cls_config, tool_env)
 
 mmdet = pytest.importorskip('mmdet')
 mmseg = pytest.importorskip('mmseg')
@@ -37,7 +37,7 @@ from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmrm  # noqa: E402,F401
-from mmrm.utils.downstream import (BackboneInitReport, check_backbone_init,  # noqa: E402
+from mmrm.analysis.downstream import (BackboneInitReport, check_backbone_init,  # noqa: E402
                                    record_state_dict_loads)
 
 CFG_DIR = REPO_ROOT / 'configs' / 'downstream'
@@ -252,7 +252,7 @@ def test_backbone_only_checkpoint_loads_with_zero_mismatch(config, rm_ckpts):
 
 
 def test_checker_cli(rm_ckpts, capsys):
-    from mmrm.utils.downstream import main
+    main = load_tool('tools/analysis_tools/check_backbone_init.py').main
     config = str(REPO_ROOT / 'configs/downstream/mmdet/gfl_pvtv2-b1_fpn_1x_coco.py')
     assert main([config, '--checkpoint', rm_ckpts['pvt']['stripped']]) == 0
     assert 'OK' in capsys.readouterr().out

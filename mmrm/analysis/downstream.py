@@ -7,26 +7,24 @@ without a word, so a wrong checkpoint silently leaves a backbone random. This mo
 every state-dict load made while a model initialises, through the very code path the config
 triggers (``model.init_weights()``), and compares keys and shapes itself::
 
-    from mmrm.utils.downstream import check_backbone_init
+    from mmrm.analysis.downstream import check_backbone_init
     report = check_backbone_init('configs/downstream/mmdet/atss_r50_fpn_1x_coco.py',
                                  checkpoint='work_dirs/resnet50_8xb32_in1k_rm/epoch_300.pth')
     assert report.ok, report
 
 or from the shell (exit status 1 on any mismatch)::
 
-    python -m mmrm.utils.downstream CONFIG [--checkpoint PATH] [--cfg-options ...]
+    python tools/analysis_tools/check_backbone_init.py CONFIG [--checkpoint PATH] [--cfg-options ...]
 
 (``--checkpoint`` sets ``model.backbone.init_cfg.checkpoint``: a top-level ``checkpoint=``
 variable of a config is substituted when the file is parsed, so overriding the variable with
 ``--cfg-options checkpoint=...`` does not reach the backbone.)
 
-Not imported by ``import mmrm``; import it by module path.
 """
-import argparse
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 import torch.nn as nn
 
@@ -165,26 +163,3 @@ def check_backbone_init(cfg,
     with record_state_dict_loads() as loads:
         model.init_weights()
     return BackboneInitReport(model, list(loads))
-
-
-def main(argv: Union[List[str], None] = None) -> int:
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(
-        description='Check that a downstream config loads its pretrained backbone with zero '
-        'missing / unexpected / shape-mismatched keys.')
-    parser.add_argument('config')
-    parser.add_argument('--checkpoint', help='sets model.backbone.init_cfg.checkpoint')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    args = parser.parse_args(argv)
-    try:
-        import mmrm  # noqa: F401  (safe checkpoint globals)
-    except ImportError:  # pragma: no cover
-        pass
-    report = check_backbone_init(args.config, args.checkpoint, args.cfg_options)
-    print(report)
-    print('OK' if report.ok else 'MISMATCH')
-    return 0 if report.ok else 1
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -8,9 +8,10 @@ from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
 import mmrm  # noqa: F401
-from mmrm.utils.convert import convert_rm_checkpoint
+from mmrm.utils import convert_rm_checkpoint
+from tests.utils import REPO_ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 BACKBONE = dict(type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8)
 HEAD = dict(type='LinearClsHead', num_classes=7, in_channels=64,

@@ -1,18 +1,18 @@
-"""The analysis and visualisation tools (paper Table 10, Figs. 1-8) on tiny inputs.
+"""The analysis and visualisation tools (paper Table 10, Figs. 1-8) on tiny inputs, run as users
+run them (``main(argv)`` of the script, or a subprocess):
 
-* ``rm_cost_report.py`` (subprocess, as users run it): RM deploy params == baseline params,
-  RM train params == baseline + C*K + K, equal FLOPs, a memory figure per variant, and the
-  printed ratios are the ratios of the printed times;
+* ``rm_cost_report.py``: RM deploy params == baseline params, RM train params == baseline +
+  C*K + K, equal FLOPs, a memory figure per variant, and the printed ratios are the ratios of
+  the printed times;
+* ``cuda_sync_check.py``: refuses to run without CUDA;
 * ``vis_recursive_mix.py``: the grid PNG has the expected pixel size for its rows x columns, and
   each step really holds the previous step resized into its box (the recursion it pictures);
-* ``effective_classes.py``: hand counts on constructed batches (one-hot -> 1; a fixed RM box
-  with known lam), and the CLI's plot and CSV;
-* ``vis_cam_compare.py``: plain CAM equals ``fc weights x last feature map``, the PNG layout,
-  and a checkpoint that does not fit is refused;
-* ``plot_sweep.py``: means / stds of fake work dirs with known accuracies.
+* ``effective_classes.py``: the CLI's plot and CSV;
+* ``vis_cam_compare.py``: the PNG layout, and a checkpoint that does not fit is refused;
+* ``plot_sweep.py``: means / stds of fake work dirs with known accuracies;
+* ``compare_fashion_mnist.py``: the table from finished runs and the run matrix.
 """
 import copy
-import importlib.util
 import json
 import os
 import re
@@ -26,162 +26,26 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mmrm.utils import analysis
-from mmrm.utils.mix_grid import nested_boxes
-from tests.utils import REPO_ROOT, make_image_folder, tiny_cls_config, tool_env, write_config
+from mmrm.analysis.variants import build_model, derive_variants
+from mmrm.utils import load_config
+from tests.utils import (REPO_ROOT, TINY_RM_LAST_CHANNELS, TINY_RM_NUM_CLASSES, load_tool,
+                         tool_env, write_config)
 
-NUM_CLASSES = 3
-BASE = 8  # ResNet-18 base channels -> 64 channels in the last map
-LAST_C = BASE * 8
-
-
-def _load_tool(rel):
-    path = REPO_ROOT / rel
-    spec = importlib.util.spec_from_file_location(path.stem, str(path))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """The machine is shared: one intra-op thread keeps the small runs fast and steady."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def _rm_cfg(data_root, batch_size=4):
-    cfg = tiny_cls_config(data_root, num_classes=NUM_CLASSES, batch_size=batch_size,
-                          base_channels=BASE, val=True)
-    model = cfg['model']
-    model['type'] = 'RMClassifier'
-    model['data_preprocessor']['type'] = 'RMDataPreprocessor'
-    model['head']['loss']['use_soft'] = True
-    model['roi_head'] = dict(type='RoIConsistencyHead', omega=0.1)
-    model['train_cfg'] = dict(augments=dict(type='RecursiveMixBatchAugment', alpha=0.5))
-    return cfg
-
-
-@pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    """A tiny image folder, an RM config ``tiny_rm.py`` and its sibling ``tiny_mixup.py``
-    (Mixup alpha 0.4; no CutMix sibling, so CutMix falls back to alpha 1)."""
-    root = tmp_path_factory.mktemp('analysis')
-    data = make_image_folder(root / 'data', num_classes=NUM_CLASSES, images_per_class=4,
-                             size=16)
-    cfg = _rm_cfg(data)
-    rm_path = write_config(cfg, root / 'tiny_rm.py')
-    mix = copy.deepcopy(cfg)
-    mix['model'].update(type='ImageClassifier', train_cfg=dict(
-        augments=dict(type='Mixup', alpha=0.4)))
-    mix['model'].pop('roi_head')
-    mix['model']['data_preprocessor']['type'] = 'ClsDataPreprocessor'
-    write_config(mix, root / 'tiny_mixup.py')
-    return dict(root=root, data=data, cfg=cfg, rm_path=rm_path)
-
-
-def test_shape_type_reads_and_refuses_shapes():
-    import argparse
-    chw = analysis.shape_type('CxHxW')
-    assert chw('3x224x160') == (3, 224, 160)
-    for bad in ('3x224', '3x224x0', 'axbxc', '64x3x32x32'):
-        with pytest.raises(argparse.ArgumentTypeError, match='shape must be CxHxW'):
-            chw(bad)
-    assert analysis.shape_type('NxCxHxW')('64x3x32x32') == (64, 3, 32, 32)
-
-
-# ---------------------------------------------------------------------------- CUDA syncs
-def _fake_sync(filename, lineno):
-    import warnings
-    warnings.warn_explicit('called a synchronizing CUDA operation', UserWarning, filename,
-                           lineno)
-
-
-def test_record_syncs_counts_by_site_and_passes_other_warnings_on(monkeypatch):
-    from mmrm.utils import cuda_sync
-    mmrm_file = os.path.join(cuda_sync._MMRM_ROOT, 'models', 'heads', 'x.py')
-    lib_file = '/venv/lib/python3.11/site-packages/mmpretrain/models/utils/y.py'
-
-    def fn():
-        _fake_sync(mmrm_file, 7)
-        _fake_sync(lib_file, 3)
-        _fake_sync(lib_file, 3)
-        import warnings
-        warnings.warn('unrelated warning')
-
-    with pytest.warns(UserWarning, match='unrelated warning'):
-        sites = cuda_sync.record_syncs(fn, repeats=2)
-    assert dict(sites) == {'mmrm/models/heads/x.py:7': 2, 'mmpretrain/models/utils/y.py:3': 4}
-    # a package imported from a PYTHONPATH folder is named from its import root too
-    monkeypatch.syspath_prepend('/opt/extra_site')
-    assert cuda_sync.short_site('/opt/extra_site/mmcv/ops/z.py', 5) == 'mmcv/ops/z.py:5'
-    assert cuda_sync.is_mmrm_site('mmrm/models/heads/x.py:7')
-    assert not cuda_sync.is_mmrm_site('mmpretrain/models/utils/y.py:3')
-
-
-def test_train_step_syncs_counts_only_the_counted_steps():
-    from mmrm.utils import cuda_sync
-    calls = []
-
-    class Fake:
-        def __init__(self, site):
-            self.site = site
-
-        def train_step(self, data, optim):
-            calls.append(data)
-            _fake_sync(*self.site)
-
-    models = dict(baseline=Fake(('/x/site-packages/mmpretrain/p.py', 1)),
-                  rm=Fake((os.path.join(cuda_sync._MMRM_ROOT, 'models', 'r.py'), 2)))
-    batches = iter(range(100))
-    out = cuda_sync.train_step_syncs(models, dict(baseline=None, rm=None),
-                                     lambda: next(batches), steps=3, warmup=2)
-    assert len(calls) == 10 and calls[:5] == [0, 1, 2, 3, 4]  # warm-ups, then the 3 counted
-    assert out['baseline'] == dict(per_step=1.0, in_mmrm=0, sites={'mmpretrain/p.py:1': 3})
-    assert out['rm'] == dict(per_step=1.0, in_mmrm=3, sites={'mmrm/models/r.py:2': 3})
-
-
-def test_cuda_sync_check_refuses_without_cuda(tiny, capsys):
+def test_cuda_sync_check_refuses_without_cuda(tiny_rm, capsys):
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA: the refusal path does not apply')
-    tool = _load_tool('tools/analysis_tools/cuda_sync_check.py')
-    assert tool.main([str(tiny['rm_path'])]) == 2
+    tool = load_tool('tools/analysis_tools/cuda_sync_check.py')
+    assert tool.main([str(tiny_rm['rm_path'])]) == 2
     assert 'needs a CUDA device' in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------------------- cost report
-def test_derive_variants(tiny):
-    cfg = analysis.load_config(tiny['rm_path'])
-    variants, sources = analysis.derive_variants(cfg, tiny['rm_path'])
-    assert list(variants) == ['baseline', 'mixup', 'cutmix', 'rm']
-    base = variants['baseline']
-    assert base['type'] == 'ImageClassifier' and 'roi_head' not in base
-    assert not (base.get('train_cfg') or {}).get('augments')
-    assert base['data_preprocessor'].get('type') in (None, 'ClsDataPreprocessor')
-    assert base['head']['loss']['use_soft'] is False
-    assert variants['mixup']['train_cfg']['augments'] == dict(type='Mixup', alpha=0.4)
-    assert sources['mixup'][0] == 'sibling config'
-    assert variants['cutmix']['train_cfg']['augments'] == dict(type='CutMix', alpha=1.0)
-    assert sources['cutmix'][0] == 'default'
-    assert variants['rm']['type'] == 'RMClassifier'
-    for name in ('mixup', 'cutmix', 'rm'):
-        assert variants[name]['head']['loss']['use_soft'] is True
-    # every variant builds and shares the network: same backbone / head shapes
-    models = {k: analysis.build_model(v) for k, v in variants.items()}
-    n = analysis.count_params(models['baseline'])
-    assert all(analysis.count_params(models[k]) == n for k in ('mixup', 'cutmix'))
-    # shared H' adds no parameter at all
-    shared = copy.deepcopy(variants['rm'])
-    shared['roi_head']['share_fc'] = True
-    assert analysis.count_params(analysis.build_model(shared)) == n
-
-
-def test_cost_report_cli(tiny, tmp_path):
+def test_cost_report_cli(tiny_rm, tmp_path):
     out = tmp_path / 'cost.json'
     cmd = [sys.executable, str(REPO_ROOT / 'tools/analysis_tools/rm_cost_report.py'),
-           tiny['rm_path'], '--shape', '3x16x16', '--batch', '2', '--repeats', '3',
+           tiny_rm['rm_path'], '--shape', '3x16x16', '--batch', '2', '--repeats', '3',
            '--warmup', '1', '--memory-steps', '1', '--threads', '1', '--profile', '2',
            '--json', str(out)]
     proc = subprocess.run(cmd, env=tool_env(), cwd=str(REPO_ROOT), capture_output=True,
@@ -193,7 +57,7 @@ def test_cost_report_cli(tiny, tmp_path):
     base, rm = rows['baseline'], rows['rm']
     # Table 10: deploy params == baseline; H' adds C*K + K while training
     assert rm['params_deploy'] == base['params_train'] == base['params_deploy']
-    assert rm['params_train'] == base['params_train'] + LAST_C * NUM_CLASSES + NUM_CLASSES
+    assert rm['params_train'] == base['params_train'] + TINY_RM_LAST_CHANNELS * TINY_RM_NUM_CLASSES + TINY_RM_NUM_CLASSES
     assert rows['mixup']['params_train'] == rows['cutmix']['params_train'] == \
         base['params_train']
     assert len({r['flops'] for r in rows.values()}) == 1 and base['flops'] > 0
@@ -230,18 +94,10 @@ def test_cost_report_cli(tiny, tmp_path):
         sum(r['cpu_us'] for r in prof['rm'].values()) / 1e3, abs=1e-3)
 
 
-# ---------------------------------------------------------------------------- mix grid
-def test_nested_boxes_by_hand():
-    # step 2 pasted step 1 into the right half; step 3 pasted step 2 into the top-left quarter
-    boxes = [None, (8, 0, 16, 16), (0, 0, 8, 8)]
-    assert nested_boxes(boxes, (16, 16)) == [(0, 0, 8, 8), (4., 0., 8., 8.)]
-    assert nested_boxes([(0, 0, 0, 0), (2, 2, 6, 6)], (16, 16)) == [(2, 2, 6, 6)]
-
-
-def test_vis_recursive_mix(tiny, tmp_path):
-    tool = _load_tool('tools/visualization/vis_recursive_mix.py')
+def test_vis_recursive_mix(tiny_rm, tmp_path):
+    tool = load_tool('tools/visualization/vis_recursive_mix.py')
     out = tmp_path / 'grid.png'
-    res = tool.main([tiny['rm_path'], '--iters', '3', '--num', '3', '--with-cut', '--out',
+    res = tool.main([tiny_rm['rm_path'], '--iters', '3', '--num', '3', '--with-cut', '--out',
                      str(out), '--cell-size', '2.0', '2.5', '--save-samples',
                      str(tmp_path / 'samples')])
     # 3 step columns + the cut column, 3 rows, 2.0 x 2.5 inch cells at 80 dpi
@@ -261,43 +117,9 @@ def test_vis_recursive_mix(tiny, tmp_path):
     assert pasted >= 1
 
 
-# ---------------------------------------------------------------------------- Fig. 8
-def _hand_batches(labels_per_step, size=8):
-    from mmpretrain.structures import DataSample
-    out = []
-    for labels in labels_per_step:
-        out.append(dict(inputs=torch.zeros(len(labels), 3, size, size, dtype=torch.uint8),
-                        data_samples=[DataSample().set_gt_label(v) for v in labels]))
-    return out
-
-
-def test_effective_classes_hand_count(monkeypatch):
-    from mmpretrain.models.utils import ClsDataPreprocessor
-
-    from mmrm.models import RecursiveMixBatchAugment
-    onehot = F.one_hot(torch.tensor([0, 2, 1]), 3).float()
-    assert analysis.count_effective_classes(onehot, [1e-4, 0.5, 0.99]).tolist() == [[1] * 3] * 3
-
-    # a fixed RM box of 4x4 on 8x8: lam = 0.25 at every step
-    pre_rm = ClsDataPreprocessor(num_classes=3, batch_augments=dict(
-        augments=dict(type='RecursiveMixBatchAugment')))
-    aug = pre_rm.batch_augments.augments[0]
-    assert isinstance(aug, RecursiveMixBatchAugment)
-    monkeypatch.setattr(aug, 'sample_box', lambda h, w: (0, 0, 4, 4))
-    pre_base = ClsDataPreprocessor(num_classes=3, to_onehot=True)
-    thresholds = [0.05, 0.2, 0.5]
-    # step 1 one-hot (no history): [1, 1, 1]; step 2: 0.25 / 0.75 -> [2, 2, 1];
-    # step 3: 0.0625 / 0.1875 / 0.75 -> [3, 1, 1]
-    batches = _hand_batches([[0, 0], [1, 1], [2, 2]])
-    res = analysis.effective_classes(dict(baseline=pre_base, rm=pre_rm), batches, 3,
-                                     thresholds)
-    assert res['baseline'] == [1., 1., 1.]
-    assert res['rm'] == pytest.approx([2., 4. / 3., 1.])
-
-
-def test_effective_classes_cli(tiny, tmp_path):
-    tool = _load_tool('tools/analysis_tools/effective_classes.py')
-    res = tool.main([tiny['rm_path'], '--iters', '4', '--out-dir', str(tmp_path),
+def test_effective_classes_cli(tiny_rm, tmp_path):
+    tool = load_tool('tools/analysis_tools/effective_classes.py')
+    res = tool.main([tiny_rm['rm_path'], '--iters', '4', '--out-dir', str(tmp_path),
                      '--thresholds', '0.4', '1e-4', '0.1'])
     th = res['thresholds']
     assert th == [1e-4, 0.1, 0.4]
@@ -320,44 +142,22 @@ def test_effective_classes_cli(tiny, tmp_path):
         assert x == th and y == pytest.approx(result[name])
 
 
-# ---------------------------------------------------------------------------- Figs. 6-7
-def test_cam_equals_fc_weights_times_feature_map(tiny):
-    cfg = analysis.load_config(tiny['rm_path'])
-    model = analysis.build_model(analysis.model_config(cfg)).eval()
-    x = torch.randn(2, 3, 96, 96)  # a 3x3 last map
-    cams, cls, probs = analysis.class_activation_maps(model, x, target=[1, 2])
-    fmap = model.backbone(x)[-1]
-    assert fmap.shape[-2:] == (3, 3)
-    w = model.head.fc.weight
-    for i, k in enumerate([1, 2]):
-        raw = (w[k].view(-1, 1, 1) * fmap[i]).sum(0)
-        up = F.interpolate(raw[None, None], size=(96, 96), mode='bilinear')[0, 0]
-        expect = (up - up.min()) / (up.max() - up.min())
-        assert torch.allclose(cams[i], expect.detach(), atol=1e-5)
-    assert cls == [1, 2]
-    # default target: the prediction of the plain inference path
-    _, pred, p = analysis.class_activation_maps(model, x)
-    logits = model(x, mode='tensor')
-    assert pred == logits.argmax(1).tolist()
-    assert p == pytest.approx(logits.softmax(1).max(1)[0].tolist(), abs=1e-5)
-
-
-def test_vis_cam_compare_cli(tiny, tmp_path):
-    cfg = analysis.load_config(tiny['rm_path'])
-    variants, _ = analysis.derive_variants(cfg, tiny['rm_path'])
-    base_cfg = copy.deepcopy(tiny['cfg'])
+def test_vis_cam_compare_cli(tiny_rm, tmp_path):
+    cfg = load_config(tiny_rm['rm_path'])
+    variants, _ = derive_variants(cfg, tiny_rm['rm_path'])
+    base_cfg = copy.deepcopy(tiny_rm['cfg'])
     base_cfg['model'] = variants['baseline']
     base_path = write_config(base_cfg, tmp_path / 'tiny_baseline.py')
-    rm = analysis.build_model(variants['rm'])
+    rm = build_model(variants['rm'])
     ckpt = tmp_path / 'rm.pth'
     classes = ['a', 'b', 'c']
     torch.save(dict(meta=dict(dataset_meta=dict(classes=classes)),
                     state_dict=rm.state_dict()), ckpt)
-    images = [os.path.join(tiny['data'], f'class_{k}', 'img_000.png') for k in (0, 2)]
-    tool = _load_tool('tools/visualization/vis_cam_compare.py')
+    images = [os.path.join(tiny_rm['data'], f'class_{k}', 'img_000.png') for k in (0, 2)]
+    tool = load_tool('tools/visualization/vis_cam_compare.py')
     out = tmp_path / 'cam.png'
     # the RM checkpoint in the RM model and (its roi_head ignored) in the plain model
-    res = tool.main([*images, '--configs', tiny['rm_path'], base_path, '--checkpoints',
+    res = tool.main([*images, '--configs', tiny_rm['rm_path'], base_path, '--checkpoints',
                      str(ckpt), str(ckpt), '--names', 'RM', 'plain', '--out', str(out),
                      '--cell-size', '2.0'])
     # rows: 2 images; columns: input + 2 models; cells 2.0 x 2.3 inch at 80 dpi
@@ -374,7 +174,6 @@ def test_vis_cam_compare_cli(tiny, tmp_path):
                    str(tmp_path / 'bad.pth'), '--out', str(tmp_path / 'bad.png')])
 
 
-# ---------------------------------------------------------------------------- Figs. 4-5
 def _fake_work_dir(root, name, cfg, accs, stamp='20240101_000000'):
     wd = root / name
     (wd / stamp / 'vis_data').mkdir(parents=True)
@@ -398,7 +197,7 @@ def test_plot_sweep(tmp_path):
             dirs.append(_fake_work_dir(tmp_path, f'a{alpha}_s{s}', cfg, accs))
     base = _fake_work_dir(tmp_path, 'base', dict(model=dict(type='ImageClassifier')),
                           [70, 75])
-    tool = _load_tool('tools/analysis_tools/plot_sweep.py')
+    tool = load_tool('tools/analysis_tools/plot_sweep.py')
     out = tmp_path / 'alpha.png'
     res = tool.main([*dirs, '--param', 'alpha', '--out', str(out), '--baseline', base,
                      '--csv', str(tmp_path / 'alpha.csv')])
@@ -423,7 +222,7 @@ def test_plot_sweep(tmp_path):
 
 def test_compare_fashion_mnist_summary(tmp_path):
     """The offline comparison's table and plot from finished runs (fake accuracies)."""
-    tool = _load_tool('tools/analysis_tools/compare_fashion_mnist.py')
+    tool = load_tool('tools/analysis_tools/compare_fashion_mnist.py')
     accs = {'cutmix': [90.0, 91.0, 92.0], 'rm': [92.5, 92.5]}
     for method, values in accs.items():
         for seed, acc in enumerate(values):
@@ -446,7 +245,7 @@ def test_compare_fashion_mnist_summary(tmp_path):
 def test_compare_fashion_mnist_runs_every_method_and_seed(tmp_path, monkeypatch):
     """The runner trains (method x seed) with tools/train.py, the RM-only options reach only
     the RM runs, concurrent runs (--jobs) log to one file each, finished runs are skipped."""
-    tool = _load_tool('tools/analysis_tools/compare_fashion_mnist.py')
+    tool = load_tool('tools/analysis_tools/compare_fashion_mnist.py')
     calls = []
 
     def fake_run(cmd, check, cwd, **kw):

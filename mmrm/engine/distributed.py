@@ -1,19 +1,12 @@
-"""Runtime environment helpers for ``tools/train.py`` and ``tools/test.py``.
+"""Distributed training and testing on a machine without CUDA.
 
-Two things MMEngine 0.10.7 does not do on a machine without CUDA:
-
-* **Distributed training on CPU.** ``mmengine.dist.init_dist`` calls
-  ``torch.cuda.set_device`` for every launcher and therefore fails without CUDA, even with
-  ``backend='gloo'``; and the Runner's default DDP wrapper passes
-  ``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU module.
-  :func:`setup_cpu_distributed` creates the gloo process group itself from the
-  torchrun / slurm / OpenMPI environment (the Runner skips ``init_dist`` when a process group
-  already exists) and points the config at a CPU-capable DDP wrapper. With CUDA present it
-  does nothing: MMEngine's own path (nccl) is used unchanged.
-* **Mixed precision on CPU.** ``AmpOptimWrapper`` asserts that CUDA (or NPU/MLU/MUSA) is
-  available. :class:`CPUAmpOptimWrapper` is the same wrapper for CPU: bfloat16 autocast (the only
-  dtype CPU autocast supports in MMEngine) and a CPU ``GradScaler``. :func:`setup_amp` picks
-  the right wrapper.
+``mmengine.dist.init_dist`` calls ``torch.cuda.set_device`` for every launcher and therefore
+fails without CUDA, even with ``backend='gloo'``; and the Runner's default DDP wrapper passes
+``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU module. :func:`setup_cpu_distributed`
+creates the gloo process group itself from the torchrun / slurm / OpenMPI environment (the
+Runner skips ``init_dist`` when a process group already exists) and points the config at a
+CPU-capable DDP wrapper. With CUDA present it does nothing: MMEngine's own path (nccl) is used
+unchanged. Used by ``tools/train.py`` and ``tools/test.py``.
 """
 import datetime
 import logging
@@ -26,15 +19,14 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import MMLogger
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS
+from mmengine.registry import MODEL_WRAPPERS
 
-__all__ = ['setup_cpu_distributed', 'teardown_distributed', 'setup_amp', 'CPUAmpOptimWrapper']
+__all__ = ['setup_cpu_distributed', 'teardown_distributed', 'cuda_available']
 
 _LAUNCHERS = ('pytorch', 'slurm', 'mpi')
 
 
-def _cuda_available() -> bool:
+def cuda_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.device_count() > 0
 
 
@@ -116,7 +108,7 @@ def setup_cpu_distributed(cfg: Config,
     and returns True. A process group that already exists is kept.
     """
     launcher = launcher if launcher is not None else cfg.get('launcher', 'none')
-    if launcher in (None, 'none') or _cuda_available():
+    if launcher in (None, 'none') or cuda_available():
         return False
     if launcher not in _LAUNCHERS:
         raise ValueError(f'Invalid launcher type: {launcher}')
@@ -184,75 +176,3 @@ def teardown_distributed(exit_process: bool = False) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-@OPTIM_WRAPPERS.register_module()
-class CPUAmpOptimWrapper(AmpOptimWrapper):
-    """``AmpOptimWrapper`` for CPU: bfloat16 autocast with a CPU loss scaler.
-
-    MMEngine's ``AmpOptimWrapper`` refuses to be built without CUDA/NPU/MLU/MUSA, and CPU
-    autocast in MMEngine supports bfloat16 only. This wrapper behaves like ``AmpOptimWrapper``
-    otherwise: ``loss_scale`` (``'dynamic'``, a float or a dict of ``GradScaler`` arguments)
-    builds a ``torch.amp.GradScaler('cpu')`` (bfloat16 does not need loss scaling, but a
-    scaler keeps the checkpoint's ``loss_scaler`` entry compatible with ``AmpOptimWrapper`` on
-    a GPU machine, and skips steps whose gradients are not finite).
-
-    Args:
-        loss_scale: as in ``AmpOptimWrapper``. Defaults to ``'dynamic'``.
-        dtype: autocast dtype; only ``'bfloat16'`` (default) is supported on CPU.
-        **kwargs: passed to :class:`mmengine.optim.OptimWrapper`.
-    """
-
-    def __init__(self, loss_scale='dynamic', dtype='bfloat16', **kwargs):
-        OptimWrapper.__init__(self, **kwargs)
-        self._scale_update_param = None
-        if loss_scale == 'dynamic':
-            self.loss_scaler = torch.amp.GradScaler('cpu')
-        elif isinstance(loss_scale, float):
-            self._scale_update_param = loss_scale
-            self.loss_scaler = torch.amp.GradScaler(
-                'cpu', init_scale=loss_scale)
-        elif isinstance(loss_scale, dict):
-            self.loss_scaler = torch.amp.GradScaler('cpu', **loss_scale)
-        else:
-            raise TypeError('loss_scale must be of type float, dict, or '
-                            f'"dynamic", but got {loss_scale}')
-        if dtype is None:
-            dtype = torch.bfloat16
-        if isinstance(dtype, str):
-            assert dtype in self.valid_dtypes, (
-                f'dtype should be any of {self.valid_dtypes}, got {dtype}')
-            dtype = getattr(torch, dtype)
-        if dtype != torch.bfloat16:
-            raise ValueError('CPU autocast supports only bfloat16, got '
-                             f'{dtype}')
-        self.cast_dtype = dtype
-
-
-def setup_amp(cfg: Config) -> Config:
-    """Switch ``cfg.optim_wrapper`` to mixed precision (what ``--amp`` does).
-
-    With CUDA: ``type='AmpOptimWrapper'`` and ``loss_scale='dynamic'`` unless the config sets a
-    loss scale (float16 autocast, as in every OpenMMLab repo). Without CUDA:
-    ``type='CPUAmpOptimWrapper'`` with ``dtype='bfloat16'`` (CPU float16 autocast is not
-    supported by MMEngine and would be slow and lossy). Every other key of the optim wrapper
-    (optimizer, paramwise_cfg, clip_grad, accumulative_counts, ...) is kept.
-    """
-    optim_wrapper = cfg.get('optim_wrapper', None)
-    if optim_wrapper is None:
-        raise ValueError('--amp needs an `optim_wrapper` in the config')
-    wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper',
-                            'CPUAmpOptimWrapper'):
-        # a custom wrapper (e.g. DeepSpeed / ColossalAI): leave it alone
-        raise ValueError(
-            f'--amp only converts OptimWrapper/AmpOptimWrapper, got '
-            f'{wrapper_type}; set mixed precision in the config instead')
-    if _cuda_available():
-        optim_wrapper.type = 'AmpOptimWrapper'
-        optim_wrapper.setdefault('loss_scale', 'dynamic')
-    else:
-        optim_wrapper.type = 'CPUAmpOptimWrapper'
-        optim_wrapper.setdefault('loss_scale', 'dynamic')
-        optim_wrapper.dtype = 'bfloat16'
-    return cfg

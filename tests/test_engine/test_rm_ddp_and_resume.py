@@ -1,5 +1,4 @@
 """RecursiveMix through MMEngine's Runner: 2-rank CPU DDP and resume from a checkpoint."""
-import os.path as osp
 import subprocess
 import textwrap
 

@@ -24,6 +24,14 @@ def _training_copy(preprocessor, resize: Optional[bool] = None):
     return pre, aug
 
 
+def batch_targets(out: dict) -> torch.Tensor:
+    """The ``(N, K)`` training targets in a data preprocessor's output: RMDataPreprocessor's
+    batch-level ``rm_mix.scores``, else the samples' ``gt_score`` (mmpretrain's)."""
+    if out.get('rm_mix') is not None:
+        return out['rm_mix'].scores
+    return torch.stack([s.gt_score for s in out['data_samples']])
+
+
 def run_batch_augment(preprocessor, batches: Iterable[dict], iters: int):
     """Feed ``iters`` loader batches through a copy of ``preprocessor`` in training mode.
 
@@ -49,7 +57,7 @@ def run_batch_augment_steps(preprocessor, batches: Iterable[dict], iters: int,
         out = pre(copy.deepcopy(data), True)
         steps.append(
             dict(inputs=out['inputs'],
-                 scores=torch.stack([s.gt_score for s in out['data_samples']]),
+                 scores=batch_targets(out),
                  box=tuple(aug.last_box) if aug is not None else None,
                  lam=float(aug.last_lam) if aug is not None else None))
     if not steps:

@@ -1,27 +1,37 @@
 """RMClassifier: an ImageClassifier trained with RecursiveMix's dual head."""
 import copy
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 from mmpretrain.models.classifiers import ImageClassifier
+from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from mmrm.structures import RMMix
 from ..data_preprocessors import RMDataPreprocessor
 from ..heads import RoIConsistencyHead
+from ..utils import build_feature_tap
 
 
 @MODELS.register_module()
 class RMClassifier(ImageClassifier):
-    r"""Image classifier with RecursiveMix's RoI consistency head (paper Eq. 3-5).
+    r"""Image classifier with RecursiveMix's RoI consistency head (paper Eq. 3-5), for any
+    MMPretrain architecture with a spatial feature map before its classifier.
 
-    Training step on a mixed batch :math:`\tilde x^t` (N, 3, H, W) with box B and lam from
-    :class:`RMDataPreprocessor`:
+    Training step on a mixed batch :math:`\tilde x^t` (N, 3, H, W) with the
+    :class:`~mmrm.structures.RMMix` of :class:`RMDataPreprocessor` (mixed scores, box B, lam):
 
-    - main path (Eq. 3): feature maps ``F = backbone(x)``, logits
-      :math:`\tilde p^t = H(\mathrm{GAP}(F_{-1}))` (N, K) and ``loss = CE(p, y_mix)``;
-    - RoI path (Eq. 4): :math:`\tilde p^t_{roi} = H'(\mathrm{RoIAlign}_{1\times1}(F_{-1}, B))`;
+    - main path (Eq. 3), exactly the original model's: ``logits = head(neck(backbone(x)))``
+      (N, K) and ``loss = head.loss_module(logits, y_mix)``;
+    - RoI path (Eq. 4): :math:`\tilde p^t_{roi} = H'(\mathrm{RoIAlign}_{1\times1}(F, B))`, where
+      ``F`` is the map the main path pools globally, read from the forward pass by a
+      :class:`~mmrm.models.utils.FeatureTap` chosen from the model's structure: the input of
+      a global pooling neck or layer (CNNs, Swin, HRNet's fused map, ...), the last stage of a
+      backbone that averages it itself (ConvNeXt, EdgeNeXt, TinyViT; the pooled box then goes
+      through the same final norm), or the patch tokens of a ViT-style backbone on their grid
+      (class / distillation tokens excluded);
     - ``loss_rm = omega * lam * KL(softmax(p^h) || softmax(p_roi))`` (Eq. 5), where
       :math:`p^h` is the main logits of the previous step, kept detached on this module
       (never a parameter or buffer, so never in a checkpoint).
@@ -30,14 +40,14 @@ class RMClassifier(ImageClassifier):
     gets a gradient at every step and DDP needs no ``find_unused_parameters``. ``predict``,
     ``val_step`` and ``test_step`` are the plain ImageClassifier path and never read or change
     the history. For deployment drop ``roi_head.*`` (``tools/model_converters/rm2cls.py``):
-    what is left is a plain ImageClassifier with the baseline's parameters.
+    what is left is the original model's state dict.
 
     Args:
-        backbone, neck, head, pretrained, init_cfg: as :class:`ImageClassifier`. ``head``
-            must be a linear head with an ``fc`` (e.g. ``LinearClsHead``) on the pooled last
-            feature map.
-        roi_head (dict): :class:`RoIConsistencyHead` config; ``num_classes`` and
-            ``in_channels`` default to the main head's.
+        backbone, neck, head, pretrained, init_cfg: as :class:`ImageClassifier`; the head must
+            compute its loss the ``ClsHead`` way (``loss_module`` on the logits).
+        roi_head (dict): :class:`RoIConsistencyHead` config; ``num_classes`` defaults to the
+            main classifier's, ``in_channels`` to the width of the pooled map where the model
+            tells it (the head's ``in_channels`` when the pooled map reaches the head unchanged).
         train_cfg (dict): batch augments as in mmpretrain; defaults to
             ``dict(augments=dict(type='RecursiveMixBatchAugment'))``.
         data_preprocessor (dict): defaults to type ``RMDataPreprocessor`` (required).
@@ -53,7 +63,7 @@ class RMClassifier(ImageClassifier):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if head is None:
-            raise ValueError('RMClassifier: head is required (a linear head such as '
+            raise ValueError('RMClassifier: head is required (e.g. '
                              "dict(type='LinearClsHead', ...))")
         if train_cfg is None:
             train_cfg = dict(augments=dict(type='RecursiveMixBatchAugment'))
@@ -68,38 +78,114 @@ class RMClassifier(ImageClassifier):
                              "(type='RMDataPreprocessor', the default), got "
                              f'{type(self.data_preprocessor).__name__}')
         self.data_preprocessor._owned_by_rm_classifier = True
+        self._check_head_loss()
 
-        head_fc = getattr(self.head, 'fc', None)
-        if not isinstance(head_fc, nn.Linear):
-            raise ValueError('RMClassifier: the main head must have a linear `fc` (e.g. '
-                             f'LinearClsHead), got {type(self.head).__name__}')
+        self.feature_tap = build_feature_tap(self.backbone, self.neck if self.with_neck else None)
+        # the dotted name, not the module: an attribute would register it a second time
+        self._final_linear_name, final_linear = self._find_final_linear()
+        num_classes = self._num_classes(final_linear)
         roi_head = dict(type='RoIConsistencyHead') if roi_head is None else dict(roi_head)
-        roi_head.setdefault('num_classes', head_fc.out_features)
-        roi_head.setdefault('in_channels', head_fc.in_features)
+        roi_head.setdefault('num_classes', num_classes)
+        width = self._pooled_width(final_linear)
+        if 'in_channels' not in roi_head:
+            if width is None:
+                raise ValueError(
+                    'RMClassifier: cannot tell the width of the map pooled at '
+                    f'{self.feature_tap.describe()} (the neck transforms it before the head): '
+                    'set roi_head.in_channels to its number of channels')
+            roi_head['in_channels'] = width
         self.roi_head: RoIConsistencyHead = MODELS.build(roi_head)
-        self._check_heads(head_fc)
+        self._check_roi_head(num_classes, width, final_linear)
         # Main logits of the last training step (p^h of Eq. 3), detached.
         self._hist_logits: Optional[torch.Tensor] = None
 
-    def _check_heads(self, head_fc: nn.Linear) -> None:
+    # ---------------------------------------------------------------- build-time checks
+    def _check_head_loss(self) -> None:
+        head = self.head
+        if not isinstance(head, ClsHead) or type(head)._get_loss is not ClsHead._get_loss:
+            raise ValueError(
+                f'RMClassifier: the head {type(head).__name__} does not compute its loss as '
+                "ClsHead does (loss_module on the logits and the batch's targets), which the "
+                'mixed RM targets need; use a ClsHead-based head (LinearClsHead, '
+                'VisionTransformerClsHead, StackedLinearClsHead, ...)')
+        if getattr(head, 'cal_acc', False):
+            raise ValueError('RMClassifier: head.cal_acc=True needs hard labels, but RM mixes '
+                             'them; set cal_acc=False')
+        if getattr(head, 'dist', False):
+            raise ValueError(f'RMClassifier: {type(head).__name__} with a distillation token '
+                             'cannot be trained in MMPretrain (it needs a teacher); set '
+                             'distillation=False')
+
+    def _find_final_linear(self) -> Tuple[Optional[str], Optional[nn.Linear]]:
+        """The main classifier's last linear layer (the one ``share_fc`` reuses): in the head,
+        the last ``nn.Linear`` giving the head's classes (a distillation classifier excluded);
+        for a head without layers (Inception-v3's ``ClsHead``), the backbone's own."""
+        k = getattr(self.head, 'num_classes', None)
+
+        def pick(named, prefix):
+            found = [(n, m) for n, m in named if isinstance(m, nn.Linear)
+                     and 'dist' not in n and (k is None or m.out_features == k)]
+            return (prefix + found[-1][0], found[-1][1]) if found else None
+
+        return (pick(self.head.named_modules(), 'head.')
+                or pick(self.backbone.named_children(), 'backbone.') or (None, None))
+
+    def _num_classes(self, final_linear: Optional[nn.Linear]) -> int:
+        k = getattr(self.head, 'num_classes', None)
+        if k is None and final_linear is not None:
+            k = final_linear.out_features
+        if k is None:
+            k = self.data_preprocessor.num_classes
+        if not k:
+            raise ValueError('RMClassifier: cannot tell the number of classes: set '
+                             'roi_head.num_classes')
+        return int(k)
+
+    def _pooled_width(self, final_linear: Optional[nn.Linear]) -> Optional[int]:
+        """Channels of the pooled map where the structure tells them, else None."""
+        if self.feature_tap.feeds_head_directly:
+            width = getattr(self.head, 'in_channels', None)
+            if isinstance(width, int):
+                return width
+        if final_linear is not None and self._final_linear_name.startswith('backbone.'):
+            return final_linear.in_features  # the backbone pools, then classifies itself
+        return None
+
+    def _check_roi_head(self, num_classes: int, width: Optional[int],
+                        final_linear: Optional[nn.Linear]) -> None:
         roi = self.roi_head
-        if roi.num_classes != head_fc.out_features:
+        if roi.num_classes != num_classes:
             raise ValueError(f'RMClassifier: roi_head.num_classes={roi.num_classes} must equal '
-                             f'the main head num_classes={head_fc.out_features}')
-        pools_last_map = self.neck is None or type(self.neck).__name__ == 'GlobalAveragePooling'
-        if pools_last_map and roi.in_channels != head_fc.in_features:
+                             f'the main classifier num_classes={num_classes}')
+        if width is not None and roi.in_channels != width:
             raise ValueError(f'RMClassifier: roi_head.in_channels={roi.in_channels} must equal '
-                             'the channels of the backbone\'s last feature map, which the main '
-                             f'head sees as in_channels={head_fc.in_features}')
-        if roi.share_fc and roi.in_channels != head_fc.in_features:
-            raise ValueError('RMClassifier: roi_head.share_fc=True needs the main fc to take '
-                             f'roi_head.in_channels={roi.in_channels} inputs, but it takes '
-                             f'{head_fc.in_features}; set share_fc=False')
+                             f'the channels of the map pooled at {self.feature_tap.describe()}, '
+                             f'which the main classifier sees as {width}')
+        if roi.share_fc:
+            if final_linear is None:
+                raise ValueError('RMClassifier: roi_head.share_fc=True needs a final linear '
+                                 f'classifier to share; {type(self.head).__name__} has none: '
+                                 'set share_fc=False')
+            if final_linear.in_features != roi.in_channels:
+                raise ValueError(
+                    f'RMClassifier: roi_head.share_fc=True needs the main classifier '
+                    f'({self._final_linear_name}) to take the pooled map\'s '
+                    f'{roi.in_channels} channels, but it takes {final_linear.in_features} '
+                    '(the head transforms the pooled feature first); set share_fc=False')
         aug = self.data_preprocessor.rm_augment
         if roi.omega > 0 and not aug.use_history:
             raise ValueError('RMClassifier: RecursiveMixBatchAugment(use_history=False) has no '
                              'historical prediction to be consistent with; set '
                              'roi_head.omega=0 for the "no HIS" ablation')
+
+    # ---------------------------------------------------------------- training
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor', rm_mix: Optional[RMMix] = None):
+        """As :meth:`ImageClassifier.forward`; ``rm_mix`` (from :class:`RMDataPreprocessor`
+        in training) goes to :meth:`loss`."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples, rm_mix=rm_mix)
+        return super().forward(inputs, data_samples, mode)
 
     def _history_target(self, logits: torch.Tensor) -> torch.Tensor:
         """p^h for the first N samples, pairing sample i with history sample i as the augment
@@ -110,21 +196,21 @@ class RMClassifier(ImageClassifier):
             return torch.zeros_like(logits)
         return hist[:n]
 
-    def loss(self, inputs: torch.Tensor, data_samples: List[DataSample]) -> dict:
-        """CE on the mixed labels plus the RoI consistency term; updates p^h."""
-        if 'rm_box' not in data_samples[0]:
-            raise RuntimeError('RMClassifier.loss needs the rm_box/rm_lam fields written by '
-                               'RMDataPreprocessor in training mode')
-        feats = self.backbone(inputs)
-        if isinstance(feats, torch.Tensor):
-            feats = (feats, )
-        x = self.neck(feats) if self.with_neck else feats
-        logits = self.head(x)
-        losses = self.head._get_loss(logits, data_samples)
-
-        boxes = torch.stack([s.rm_box for s in data_samples])
-        lam = torch.stack([s.rm_lam for s in data_samples])
-        roi_logits = self.roi_head(feats[-1], boxes, inputs.shape[-2:], fc=self.head.fc)
-        losses['loss_rm'] = self.roi_head.loss(roi_logits, self._history_target(logits), lam)
+    def loss(self, inputs: torch.Tensor, data_samples: Optional[List[DataSample]] = None,
+             rm_mix: Optional[RMMix] = None) -> dict:
+        """CE on the mixed targets plus the RoI consistency term; updates p^h."""
+        if rm_mix is None:
+            raise RuntimeError('RMClassifier.loss needs rm_mix, what RMDataPreprocessor makes '
+                               'of a labelled batch in training mode (model.data_preprocessor('
+                               'data, training=True) gives it with the inputs)')
+        with self.feature_tap.capture(rm_mix.input_hw) as found:
+            logits = self.head(self.extract_feat(inputs))
+        losses = dict(loss=self.head.loss_module(logits, rm_mix.scores,
+                                                 avg_factor=logits.size(0)))
+        shared = self.get_submodule(self._final_linear_name) if self.roi_head.share_fc else None
+        roi_logits = self.roi_head(found.map, rm_mix.box, rm_mix.input_hw, fc=shared,
+                                   post_pool=found.post_pool)
+        losses['loss_rm'] = self.roi_head.loss(roi_logits, self._history_target(logits),
+                                               rm_mix.lam)
         self._hist_logits = logits.detach()
         return losses

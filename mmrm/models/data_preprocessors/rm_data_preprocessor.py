@@ -1,38 +1,48 @@
-"""Data preprocessor that runs RecursiveMix and hands each sample its box and lam."""
-from typing import Optional
+"""Data preprocessor that runs RecursiveMix and hands the classifier what it did."""
+from typing import List, Optional
 
 import torch
 from mmpretrain.models.utils import ClsDataPreprocessor
 from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 
+from mmrm.structures import RMMix
 from ..batch_augments import RecursiveMixBatchAugment
+from ..utils import to_device_async
 
 
 @MODELS.register_module()
 class RMDataPreprocessor(ClsDataPreprocessor):
     """A :class:`ClsDataPreprocessor` whose batch augment is RecursiveMix.
 
-    It normalises, makes one-hot scores, mixes with :class:`RecursiveMixBatchAugment` in
-    training, and writes two fields into every training ``DataSample``:
+    Evaluation is the plain ``ClsDataPreprocessor`` path. In training it normalises the inputs
+    as its parent does, then works per BATCH, never per sample:
 
-    - ``rm_box``: float tensor (4,) ``(x1, y1, x2, y2)`` in input pixels, the box the history
-      was pasted into (all zeros when nothing was pasted);
-    - ``rm_lam``: 0-dim float tensor, the historical area share (Eq. 1's lambda, 0 when
-      nothing was pasted).
+    - the ``gt_label`` of the samples become one ``(N,)`` label tensor, copied to the device
+      from page-locked memory without blocking, and one-hot ``(N, K)`` scores made on the
+      device in one scatter (samples that already carry ``gt_score`` are stacked instead);
+    - :class:`RecursiveMixBatchAugment` mixes inputs and scores (Eq. 1-2);
+    - the result leaves as ``rm_mix`` (:class:`~mmrm.structures.RMMix`: mixed scores, the
+      pasted box and lambda), next to ``inputs`` and the untouched ``data_samples``;
+      :class:`RMClassifier` takes it as a keyword of ``loss``. No per-sample field is written.
 
-    Both live on the batch's device and are views of one tensor made per batch (one small
-    host-to-device copy, never a device-to-host sync). :class:`RMClassifier` reads them to pool
-    the pasted box and weight the consistency loss.
+    So the host work of a training batch does not grow with its size (beyond gathering the
+    labels), and nothing makes the host wait for the device: a step with this preprocessor
+    makes no host-device synchronisation (``tools/analysis_tools/cuda_sync_check.py``).
 
     Args:
         batch_augments (dict): as in mmpretrain, ``dict(augments=dict(type=
             'RecursiveMixBatchAugment', ...))`` (usually given as the classifier's
             ``train_cfg``). Exactly one augment, a RecursiveMixBatchAugment, and no ``probs``:
             RM needs a consistent history, so it cannot be mixed at random with other augments.
+        non_blocking (bool): copy the inputs to the device without blocking (default True;
+            correct for pageable memory too, and free of waiting with ``pin_memory=True`` in
+            the dataloader).
         **kwargs: the other :class:`ClsDataPreprocessor` arguments.
     """
 
-    def __init__(self, batch_augments: Optional[dict] = None, **kwargs):
+    def __init__(self, batch_augments: Optional[dict] = None, non_blocking: bool = True,
+                 **kwargs):
         if batch_augments is None:
             batch_augments = dict(augments=dict(type='RecursiveMixBatchAugment'))
         if not isinstance(batch_augments, dict) or 'augments' not in batch_augments:
@@ -55,6 +65,7 @@ class RMDataPreprocessor(ClsDataPreprocessor):
                              f"'RecursiveMixBatchAugment', got {aug_type!r}; for CutMix or "
                              'Mixup use ImageClassifier with ClsDataPreprocessor')
         super().__init__(batch_augments=dict(augments=augments), **kwargs)
+        self._non_blocking = bool(non_blocking)
         # Set by RMClassifier; a plain ImageClassifier would silently drop the RM loss.
         self._owned_by_rm_classifier = False
 
@@ -62,24 +73,47 @@ class RMDataPreprocessor(ClsDataPreprocessor):
     def rm_augment(self) -> RecursiveMixBatchAugment:
         return self.batch_augments.augments[0]
 
+    def batch_scores(self, samples: List[DataSample], device: torch.device) -> torch.Tensor:
+        """``(N, K)`` float32 targets of a batch on ``device``: one-hot of the ``gt_label``s,
+        or the stacked ``gt_score``s where the samples have them."""
+        first = samples[0]
+        if 'gt_score' in first:
+            scores = torch.stack([s.gt_score for s in samples]).float()
+            return to_device_async(scores, device)
+        labels = torch.cat([s.gt_label for s in samples])
+        if labels.numel() != len(samples):
+            raise ValueError('RMDataPreprocessor: RecursiveMix mixes single-label targets, one '
+                             f'gt_label per sample; got {labels.numel()} labels for '
+                             f'{len(samples)} samples')
+        num_classes = self.num_classes or first.get('num_classes')
+        if num_classes is None:
+            raise ValueError('RMDataPreprocessor: set num_classes (data_preprocessor.num_classes'
+                             ' or the dataset\'s) to make one-hot targets')
+        labels = to_device_async(labels, device)
+        scores = torch.zeros(len(samples), num_classes, device=device)
+        return scores.scatter_(1, labels[:, None], 1.)
+
     def forward(self, data: dict, training: bool = False) -> dict:
-        if training and not self._owned_by_rm_classifier:
+        if not training:
+            return super().forward(data, False)
+        if not self._owned_by_rm_classifier:
             raise RuntimeError(
                 'RMDataPreprocessor must be the data_preprocessor of an RMClassifier '
                 "(model.type='RMClassifier'). For the history-without-consistency ablation in "
                 "a plain ImageClassifier use train_cfg=dict(augments=dict("
                 "type='RecursiveMixBatchAugment')) with the default ClsDataPreprocessor.")
-        if training:
-            # A batch without labels skips the augment; never report a stale box for it.
-            self.rm_augment.last_box, self.rm_augment.last_lam = (0, 0, 0, 0), 0.
-        data = super().forward(data, training)
+        aug = self.rm_augment
+        # the parent normalises, converts to RGB and pads; it sees no samples, so no labels
+        inputs = super().forward(dict(inputs=data['inputs']), training)['inputs']
         samples = data.get('data_samples')
-        if training and samples is not None:
-            aug = self.rm_augment
-            meta = torch.tensor([*aug.last_box, aug.last_lam], dtype=torch.float32)
-            meta = meta.to(data['inputs'].device, non_blocking=True)
-            box, lam = meta[:4], meta[4]
-            for sample in samples:
-                sample.set_field(box, 'rm_box')
-                sample.set_field(lam, 'rm_lam')
-        return data
+        if not samples:
+            # a batch without labels skips the augment; never report a stale box for it
+            aug.last_box, aug.last_lam = (0, 0, 0, 0), 0.
+            return dict(inputs=inputs, data_samples=samples)
+        if not isinstance(samples[0], DataSample):
+            raise TypeError('RMDataPreprocessor: training samples must be mmpretrain '
+                            f'DataSample, got {type(samples[0]).__name__}')
+        inputs, scores = aug(inputs, self.batch_scores(samples, inputs.device))
+        mix = RMMix(scores=scores, box=tuple(aug.last_box), lam=float(aug.last_lam),
+                    input_hw=tuple(inputs.shape[-2:]))
+        return dict(inputs=inputs, data_samples=samples, rm_mix=mix)

@@ -1,5 +1,5 @@
 """RoI consistency head of RecursiveMix (paper Eq. 4-5)."""
-from typing import Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -7,8 +7,13 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-#: implementations of the 1x1 RoIAlign; both compute the same average of bilinear samples
-ROI_BACKENDS = ('mmcv', 'torchvision')
+from ..utils import SpatialMap, roi_align_1x1_weights, to_device_async
+
+#: how the 1x1 RoIAlign is computed: 'matmul' (one contraction with host-built weights, exact
+#: for RM's one box per batch), or the RoIAlign kernels of mmcv or torchvision (same values)
+ROI_BACKENDS = ('matmul', 'mmcv', 'torchvision')
+
+Box = Sequence[float]
 
 
 @MODELS.register_module()
@@ -19,22 +24,29 @@ class RoIConsistencyHead(BaseModule):
     Eq. (5), the consistency term:
     :math:`\omega\,\lambda\,\mathrm{KL}(\mathrm{softmax}(p^h)\,\|\,\mathrm{softmax}(\tilde p^t_{roi}))`.
 
-    Shapes: feature map ``(N, C, h, w)`` of an input ``(N, 3, H, W)``; boxes ``(N, 4)`` as
-    ``(x1, y1, x2, y2)`` in input pixels; RoIAlign with output 1x1, ``aligned=True`` and
-    adaptive sampling (``sampling_ratio=0``) at ``spatial_scale = w / W``; logits ``(N, K)``.
+    Shapes: a feature map ``(N, C, h, w)`` in any of the layouts of
+    :class:`~mmrm.models.utils.SpatialMap` (a CNN map, a channels-last map, a token sequence
+    with or without class tokens) of an input ``(N, 3, H, W)``; ONE box ``(x1, y1, x2, y2)`` in
+    input pixels for the whole batch (RM pastes one box per batch); RoIAlign with output 1x1,
+    ``aligned=True`` and adaptive sampling (``sampling_ratio=0``) at scale ``h / H``; logits
+    ``(N, K)``.
+
+    With one box per batch the 1x1 RoIAlign is the same weighted sum of every sample's map, so
+    ``roi_backend='matmul'`` (default) computes it as one contraction with weights built on the
+    host from the box (:func:`~mmrm.models.utils.roi_align_1x1_weights`): equal to mmcv's and
+    torchvision's RoIAlign (tested), a few kernels, no RoI tensor, no device synchronisation.
 
     Args:
-        num_classes (int): K, must equal the main head's.
-        in_channels (int): C of the last feature map, must equal the backbone's.
+        num_classes (int): K, must equal the main classifier's.
+        in_channels (int): C of the pooled feature map.
         omega (float): weight of the consistency loss (0.1 CIFAR, 0.5 ImageNet); 0 turns the
             loss off (the "no CL" ablation) while keeping every parameter in the graph.
-        share_fc (bool): reuse the main head's ``fc`` as H' instead of an own linear layer
-            (paper Table 4a; default False, unshared). With sharing this head has no
-            parameters and the classifier passes the main fc to :meth:`forward`.
-        roi_backend (str): which RoIAlign pools the box: ``'mmcv'`` (default,
-            ``mmcv.ops.roi_align``, needs mmcv's compiled ops for the training device) or
-            ``'torchvision'`` (``torchvision.ops.roi_align``, for a stack without compiled mmcv
-            ops, e.g. a new torch on GPU). Same arguments, same values (tested).
+        share_fc (bool): reuse the main classifier's final linear layer as H' instead of an own
+            one (paper Table 4a; default False, unshared). With sharing this head has no
+            parameters and the classifier passes the main layer to :meth:`forward`.
+        roi_backend (str): one of :data:`ROI_BACKENDS`: ``'matmul'`` (default, no compiled
+            ops needed), ``'mmcv'`` (``mmcv.ops.roi_align``, needs mmcv's compiled ops for the
+            training device) or ``'torchvision'`` (``torchvision.ops.roi_align``).
         init_cfg (dict): initialisation of the own fc, as mmpretrain's LinearClsHead.
     """
 
@@ -43,7 +55,7 @@ class RoIConsistencyHead(BaseModule):
                  in_channels: int,
                  omega: float = 0.1,
                  share_fc: bool = False,
-                 roi_backend: str = 'mmcv',
+                 roi_backend: str = 'matmul',
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01)):
         super().__init__(init_cfg=init_cfg)
         for name, value in (('num_classes', num_classes), ('in_channels', in_channels)):
@@ -66,7 +78,7 @@ class RoIConsistencyHead(BaseModule):
                 raise ImportError(
                     "RoIConsistencyHead(roi_backend='mmcv') needs mmcv's compiled ops "
                     f'(mmcv.ops failed to import: {exc}); build mmcv with ops (make install) '
-                    "or set roi_head.roi_backend='torchvision'") from exc
+                    "or set roi_head.roi_backend='matmul' (default) or 'torchvision'") from exc
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.omega = float(omega)
@@ -74,22 +86,42 @@ class RoIConsistencyHead(BaseModule):
         self.roi_backend = roi_backend
         self.fc = None if share_fc else nn.Linear(in_channels, num_classes)
 
-    def pool(self, feat: torch.Tensor, boxes: torch.Tensor,
-             img_shape: Tuple[int, int]) -> torch.Tensor:
-        """1x1 RoIAlign of ``feat`` (N, C, h, w) at ``boxes`` (N, 4); returns (N, C)."""
-        if feat.size(1) != self.in_channels:
-            raise ValueError(f'RoIConsistencyHead: in_channels={self.in_channels} but the last '
-                             f'feature map has {feat.size(1)} channels')
+    def pool(self, fmap: Union[SpatialMap, torch.Tensor], box: Box,
+             input_hw: Tuple[int, int]) -> torch.Tensor:
+        """1x1 RoIAlign of every sample's map at ``box``: ``(N, C)``. A plain tensor ``fmap``
+        is an ``(N, C, h, w)`` map."""
+        if isinstance(fmap, torch.Tensor):
+            fmap = SpatialMap.from_tensor(fmap, 'nchw', input_hw)
+        if fmap.channels != self.in_channels:
+            raise ValueError(f'RoIConsistencyHead: in_channels={self.in_channels} but the pooled '
+                             f'feature map has {fmap.channels} channels: set '
+                             f'roi_head.in_channels={fmap.channels}')
+        if self.roi_backend == 'matmul':
+            return fmap.weighted_sum(self.roi_weights(box, input_hw, fmap.grid_hw,
+                                                      fmap.tensor.device))
+        return self._roi_align(fmap, box, input_hw)
+
+    @staticmethod
+    def roi_weights(box: Box, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],
+                    device: torch.device) -> torch.Tensor:
+        """``(h, w)`` float32 weights of the 1x1 RoIAlign at ``box`` on ``device``."""
+        if box[2] <= box[0] or box[3] <= box[1]:  # nothing pasted: RoIAlign samples nothing
+            return torch.zeros(grid_hw, device=device)
+        weights = torch.from_numpy(roi_align_1x1_weights(box, input_hw, grid_hw))
+        return to_device_async(weights, device)
+
+    def _roi_align(self, fmap: SpatialMap, box: Box, input_hw: Tuple[int, int]) -> torch.Tensor:
+        feat = fmap.to_nchw()
         if feat.dtype not in (torch.float32, torch.float64):
             # mmcv's RoIAlign has no bf16 kernels (and no fp16 on CPU); the last map is small.
             feat = feat.float()
-        n = feat.size(0)
-        batch_idx = torch.arange(n, device=feat.device, dtype=feat.dtype).unsqueeze(1)
-        rois = torch.cat([batch_idx, boxes.to(feat.dtype)], dim=1)
-        spatial_scale = feat.size(-1) / float(img_shape[-1])
-        # mmcv's kernels index the raw memory: a strided map (e.g. PVTv2's NLC->NCHW view,
-        # channels_last) would be read as garbage.
+        # mmcv's kernels index the raw memory: a strided map would be read as garbage.
         feat = feat.contiguous()
+        n = feat.size(0)
+        rois = torch.cat([torch.arange(n, dtype=feat.dtype)[:, None],
+                          torch.tensor([list(box)], dtype=feat.dtype).expand(n, 4)], dim=1)
+        rois = to_device_async(rois, feat.device)
+        spatial_scale = feat.size(-1) / float(input_hw[-1])
         if self.roi_backend == 'mmcv':
             from mmcv.ops import roi_align
             try:
@@ -100,28 +132,33 @@ class RoIConsistencyHead(BaseModule):
                 # mmcv's ops were compiled without a kernel for this device (e.g. CPU-only)
                 raise RuntimeError(
                     f'{exc}\nRoIConsistencyHead: mmcv has no RoIAlign kernel for '
-                    f"{feat.device.type}; set roi_head.roi_backend='torchvision' or build "
-                    'mmcv with ops for this device') from exc
+                    f"{feat.device.type}; set roi_head.roi_backend='matmul' (default) or "
+                    "'torchvision', or build mmcv with ops for this device") from exc
         else:
             from torchvision.ops import roi_align
             pooled = roi_align(feat, rois, (1, 1), spatial_scale, 0, True)
         return pooled.flatten(1)
 
-    def forward(self, feat: torch.Tensor, boxes: torch.Tensor, img_shape: Tuple[int, int],
-                fc: Optional[nn.Module] = None) -> torch.Tensor:
-        """Logits of the pasted box, (N, K). ``fc`` is the main head's fc when sharing."""
+    def forward(self, fmap: Union[SpatialMap, torch.Tensor], box: Box,
+                input_hw: Tuple[int, int], fc: Optional[nn.Module] = None,
+                post_pool: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+                ) -> torch.Tensor:
+        """Logits of the pasted box, ``(N, K)``. ``post_pool`` is what the main path applies
+        to its pooled feature before the classifier (e.g. ConvNeXt's final norm); ``fc`` is the
+        main classifier's final linear layer when sharing."""
         if self.share_fc and fc is None:
             raise ValueError('RoIConsistencyHead(share_fc=True) needs the main fc')
-        return (fc if self.share_fc else self.fc)(self.pool(feat, boxes, img_shape))
+        pooled = self.pool(fmap, box, input_hw)
+        if post_pool is not None:
+            pooled = post_pool(pooled)
+        return (fc if self.share_fc else self.fc)(pooled)
 
     def loss(self, roi_logits: torch.Tensor, hist_logits: torch.Tensor,
-             lam: torch.Tensor) -> torch.Tensor:
-        """``omega * mean_i(lam_i * KL(softmax(p_h_i) || softmax(z_roi_i)))``, temperature 1.
-
-        Computed in float32 (safe under autocast). ``lam`` is (N,); with one box per batch
-        this is exactly Eq. (5)'s ``omega * lam * KL`` with the batch-mean KL.
-        """
+             lam: float) -> torch.Tensor:
+        """``omega * lam * KL(softmax(p_h) || softmax(z_roi))`` (Eq. 5), batch mean,
+        temperature 1, in float32 (safe under autocast). ``lam`` is the batch's one
+        historical share (a host float, so weighting needs no device tensor)."""
         log_q = F.log_softmax(roi_logits.float(), dim=1)
         log_p = F.log_softmax(hist_logits.float(), dim=1)
-        kl = (log_p.exp() * (log_p - log_q)).sum(dim=1)
-        return self.omega * (lam.float() * kl).mean()
+        kl = F.kl_div(log_q, log_p, reduction='batchmean', log_target=True)
+        return kl * (self.omega * float(lam))

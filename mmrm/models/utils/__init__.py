@@ -1,0 +1,11 @@
+"""Building blocks of the RM components: the feature map of the RoI branch and its pooling."""
+from .device import to_device_async
+from .feature_taps import (FeatureTap, PoolingInputTap, StageOutputTap, TokenTap,
+                           build_feature_tap)
+from .roi_weights import roi_align_1x1_weights
+from .spatial_map import LAYOUTS, SpatialMap, infer_grid
+
+__all__ = [
+    'FeatureTap', 'PoolingInputTap', 'StageOutputTap', 'TokenTap', 'build_feature_tap',
+    'roi_align_1x1_weights', 'LAYOUTS', 'SpatialMap', 'infer_grid', 'to_device_async'
+]

@@ -1,0 +1,59 @@
+"""The 1x1 RoIAlign of one box as a fixed weighted sum over the map (paper Eq. 4).
+
+RecursiveMix pastes ONE box per batch, so the RoIAlign of its consistency head (output 1x1,
+``aligned=True``, adaptive sampling ``sampling_ratio=0``) is the same linear functional of every
+sample's map: ``pooled[n, c] = sum_{y,x} W[y, x] * F[n, c, y, x]``. :func:`roi_align_1x1_weights`
+builds ``W`` on the host from the box, with the float32 arithmetic of the RoIAlign kernels
+(mmcv, torchvision): the box in map coordinates is ``b * s - 0.5``, the bin is sampled on a
+``ceil(roi_h) x ceil(roi_w)`` grid of points at the centres of equal cells, each point is read
+bilinearly (a point more than one cell outside the map reads 0; coordinates are clamped into the
+map), and the samples are averaged. Sampling is separable, so ``W = outer(w_y, w_x)``.
+"""
+import math
+from typing import Sequence, Tuple
+
+import numpy as np
+
+
+def _axis_weights(start: float, end: float, scale: float, size: int) -> np.ndarray:
+    """Weights over one axis of ``size`` cells for the box side ``[start, end)`` (input px)."""
+    f32 = np.float32
+    # float32 throughout, as the kernels (the scale too): ceil() below sees the same extent
+    scale = f32(scale)
+    lo = f32(start) * scale - f32(0.5)  # aligned=True: pixel centres at integer + 0.5
+    hi = f32(end) * scale - f32(0.5)
+    extent = hi - lo
+    grid = int(math.ceil(extent))  # adaptive sampling_ratio=0: ceil(roi size / 1 bin)
+    weights = np.zeros(size, dtype=np.float64)
+    if grid <= 0:  # an empty box samples nothing (RoIAlign returns 0)
+        return weights
+    # the kernels' order of float32 operations: lo + ((i + 0.5) * extent) / grid
+    points = lo + (np.arange(grid, dtype=f32) + f32(0.5)) * extent / f32(grid)
+    valid = (points >= -1.0) & (points <= size)
+    points = np.maximum(points, 0)
+    low = points.astype(np.int64)
+    edge = low >= size - 1
+    low[edge] = size - 1
+    points = np.where(edge, f32(size - 1), points)
+    high = np.where(edge, low, low + 1)
+    frac = (points - low).astype(np.float64)
+    np.add.at(weights, low, np.where(valid, 1. - frac, 0.))
+    np.add.at(weights, high, np.where(valid, frac, 0.))
+    return weights / grid
+
+
+def roi_align_1x1_weights(box: Sequence[float], input_hw: Tuple[int, int],
+                          grid_hw: Tuple[int, int]) -> np.ndarray:
+    """``(h, w)`` float32 weights ``W`` with ``RoIAlign_1x1(F, box) = sum(W * F)`` per channel.
+
+    Args:
+        box: ``(x1, y1, x2, y2)`` in input pixels (x along the width).
+        input_hw: ``(H, W)`` of the input the box lives in.
+        grid_hw: ``(h, w)`` of the feature map; the scale is ``h / H`` and ``w / W`` per axis
+            (one ``spatial_scale = w / W`` in RoIAlign when the two agree).
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    (in_h, in_w), (h, w) = input_hw, grid_hw
+    wy = _axis_weights(y1, y2, h / in_h, h)
+    wx = _axis_weights(x1, x2, w / in_w, w)
+    return np.outer(wy, wx).astype(np.float32)

@@ -2,6 +2,7 @@
 import subprocess
 import textwrap
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -56,11 +57,23 @@ def rm_config(data_root, work_dir, max_iters, **kwargs):
     return cfg
 
 
-def test_two_rank_cpu_ddp_trains_rm_without_unused_parameters(tmp_path, free_port):
+#: a ViT (patch tokens + class token: the token tap) as a transformer family, mmpretrain's own
+#: VisionTransformer and VisionTransformerClsHead at toy size
+VIT = dict(backbone=dict(type='VisionTransformer', arch=dict(
+    embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64), img_size=32,
+    patch_size=8, drop_rate=0.), neck=None, head=dict(
+        type='VisionTransformerClsHead', num_classes=2, in_channels=32,
+        loss=dict(type='CrossEntropyLoss', use_soft=True)))
+
+
+@pytest.mark.parametrize('arch', ['resnet', 'vit'])
+def test_two_rank_cpu_ddp_trains_rm_without_unused_parameters(arch, tmp_path, free_port):
     (tmp_path / 'rm_probe.py').write_text(PROBE)
     data = make_image_folder(tmp_path / 'data', num_classes=2, images_per_class=8, size=32)
     work = tmp_path / 'work'
     cfg = rm_config(data, work, max_iters=5, batch_size=4, val=False)
+    if arch == 'vit':
+        cfg['model'].update(VIT)
     path = write_config(cfg, tmp_path / 'rm_ddp.py')
     proc = subprocess.run(['bash', str(REPO_ROOT / 'tools/dist_train.sh'), path, '2'],
                           cwd=REPO_ROOT, env=tool_env([tmp_path], PORT=free_port),

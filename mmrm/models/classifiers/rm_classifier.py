@@ -147,6 +147,8 @@ class RMClassifier(ImageClassifier):
             width = getattr(self.head, 'in_channels', None)
             if isinstance(width, int):
                 return width
+            if final_linear is not None and self._final_linear_name.startswith('head.'):
+                return final_linear.in_features  # e.g. LeViT's head: BN1d + linear
         if final_linear is not None and self._final_linear_name.startswith('backbone.'):
             return final_linear.in_features  # the backbone pools, then classifies itself
         return None

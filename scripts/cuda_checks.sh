@@ -44,7 +44,7 @@ print('torchvision', torchvision.__version__, 'numpy', numpy.__version__, 'mmeng
 # the one-gather nearest resize must equal F.interpolate on the GPU kernels too
 step nearest "$PY" -c "
 import torch, torch.nn.functional as F
-from mmrm.models.batch_augments.recursive_mix import nearest_resize
+from mmrm.models.batch_augments.resize_fill import nearest_resize
 n = 0
 for h, w in [(28, 28), (32, 32), (224, 224), (256, 320)]:
     src = torch.randn(4, 3, h, w, device='cuda')

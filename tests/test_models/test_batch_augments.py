@@ -66,7 +66,8 @@ def test_second_call_resize_fills_history_nearest_exact():
     mask = torch.ones(16, 24, dtype=torch.bool)
     mask[by1:by2, bx1:bx2] = False
     assert torch.equal(out2[..., mask], x2[..., mask])
-    assert torch.allclose(s2, lam * s1 + (1 - lam) * y2, atol=0, rtol=0)
+    # Eq. (1), to float32 rounding (one fused lerp kernel)
+    assert torch.allclose(s2, lam * s1 + (1 - lam) * y2, atol=1e-7, rtol=0)
     # the recursion: a third call nests the second output (which holds the first) in its box
     box3 = (0, 0, 12, 8)
     fixed_box(aug, box3)
@@ -245,10 +246,35 @@ def test_registered_and_buildable_from_config():
 
 @pytest.mark.parametrize('in_hw', [(7, 7), (28, 28), (32, 24), (100, 100), (224, 224)])
 def test_nearest_resize_is_bit_identical_to_interpolate(in_hw):
-    from mmrm.models.batch_augments.recursive_mix import nearest_resize
+    from mmrm.models.batch_augments.resize_fill import nearest_resize
     src = torch.randn(2, 3, *in_hw)
     h, w = in_hw
     for out_h, out_w in {(1, 1), (h, w), (max(1, h // 3), max(1, w // 2)), (h - 1, w - 1),
                          (max(1, int(h * 0.7)), max(1, int(w * 0.41)))}:
         assert torch.equal(nearest_resize(src, out_h, out_w),
                            F.interpolate(src, size=(out_h, out_w), mode='nearest'))
+
+
+@pytest.mark.parametrize('in_hw', [(32, 32), (224, 224), (97, 131)])
+def test_resize_fill_writes_exactly_the_interpolated_box_on_both_paths(in_hw):
+    """Rows copied, then 1-d resized into the box (CPU), or one gather (other devices, and
+    boxes of a non-contiguous batch): the box holds exactly F.interpolate(history, box,
+    'nearest'), nothing outside the box changes."""
+    from mmrm.models.batch_augments.resize_fill import resize_fill_nearest_
+    h, w = in_hw
+    g = torch.Generator().manual_seed(h)
+    src, base = torch.randn(2, 3, h, w, generator=g), torch.randn(2, 3, h, w, generator=g)
+    boxes = [(0, 0, w, h), (1, 2, w - 3, h - 1), (w // 3, h // 4, w // 3 + 1, h // 4 + 1)]
+    for _ in range(30):
+        x1, x2 = sorted(torch.randint(0, w + 1, (2, ), generator=g).tolist())
+        y1, y2 = sorted(torch.randint(0, h + 1, (2, ), generator=g).tolist())
+        if x2 > x1 and y2 > y1:
+            boxes.append((x1, y1, x2, y2))
+    for layout in (torch.contiguous_format, torch.channels_last):
+        for x1, y1, x2, y2 in boxes:
+            out = base.clone().contiguous(memory_format=layout)
+            resize_fill_nearest_(out[..., y1:y2, x1:x2], src)
+            expect = base.clone()
+            expect[..., y1:y2, x1:x2] = F.interpolate(src, size=(y2 - y1, x2 - x1),
+                                                      mode='nearest')
+            assert torch.equal(out, expect), (layout, (x1, y1, x2, y2))

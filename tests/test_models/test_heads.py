@@ -91,7 +91,7 @@ def test_matmul_equals_mmcv_and_torchvision_roi_align_on_many_boxes_and_maps():
         scale = w / in_w
         tv = torchvision.ops.roi_align(feat, rois, 1, scale, 0, True).flatten(1)
         mm = mmcv_roi_align(feat, rois, (1, 1), scale, 0, 'avg', True).flatten(1)
-        weights = torch.from_numpy(roi_align_1x1_weights(box, (in_h, in_w), (h, w)))
+        weights = roi_align_1x1_weights(box, (in_h, in_w), (h, w))
         ours = torch.einsum('nchw,hw->nc', feat, weights)
         torch.testing.assert_close(ours, tv, rtol=1e-5, atol=1e-6)
         if torch.allclose(mm, tv, rtol=1e-5, atol=1e-6):
@@ -121,11 +121,11 @@ def test_empty_box_pools_zero_and_keeps_the_graph():
 
 def test_roi_weights_sum_to_one_inside_and_follow_the_box():
     w = roi_align_1x1_weights((8, 8, 24, 16), (32, 32), (4, 4))  # stride 8
-    assert w.dtype == np.float32 and w.shape == (4, 4)
-    assert w.sum() == pytest.approx(1.0, abs=1e-6)
-    # box rows y 8..16 -> cell row 1 only (centres at map y 0.5..1.5 -> 1.0 +- samples)
-    assert np.allclose(w[[0, 2, 3]].sum(), 0, atol=1e-7)
-    assert w[:, 1:3].sum() == pytest.approx(1.0, abs=1e-6)
+    assert w.dtype == torch.float32 and w.shape == (4, 4)
+    assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+    # box rows y 8..16 -> map rows 0.5..1.5: sampled at 1.0, all on cell row 1
+    assert float(w[[0, 2, 3]].abs().sum()) == 0
+    assert float(w[:, 1:3].sum()) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_mmcv_backend_without_compiled_ops_names_the_alternatives(monkeypatch):
@@ -185,3 +185,27 @@ def test_bad_options_are_refused(kwargs, match):
     cfg = {**dict(type='RoIConsistencyHead', num_classes=3, in_channels=2), **kwargs}
     with pytest.raises(ValueError, match=match):
         MODELS.build(cfg)
+
+
+def test_weighted_kl_matches_autograd_of_kl_div_in_value_and_gradient():
+    """The fused consistency loss (one autograd node) equals ``w * kl_div(batchmean)`` and its
+    gradient, in float32 and under bf16 autocast; weight 0 still gives a (zero) gradient."""
+    import torch.nn.functional as F
+
+    from mmrm.models.heads.roi_consistency_head import WeightedKL
+    g = torch.Generator().manual_seed(0)
+    p_h = torch.randn(6, 5, generator=g)
+    for weight in (0.7, 0.):
+        z = torch.randn(6, 5, generator=g, requires_grad=True)
+        ours = WeightedKL.apply(z, p_h, weight)
+        grad, = torch.autograd.grad(ours, z)
+        z_ref = z.detach().clone().requires_grad_()
+        ref = weight * F.kl_div(F.log_softmax(z_ref, 1), F.log_softmax(p_h, 1),
+                                reduction='batchmean', log_target=True)
+        ref_grad, = torch.autograd.grad(ref, z_ref)
+        torch.testing.assert_close(ours, ref)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-7)
+    z16 = torch.randn(6, 5, generator=g).bfloat16().requires_grad_()
+    loss = WeightedKL.apply(z16, p_h, 0.5)
+    loss.backward()
+    assert loss.dtype == torch.float32 and z16.grad.dtype == torch.bfloat16

@@ -1,5 +1,4 @@
 """RecursiveMix batch augmentation (Yang et al., "RecursiveMix: Mixed Learning with History")."""
-import functools
 import math
 from typing import Optional, Tuple
 
@@ -9,34 +8,10 @@ import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmpretrain.registry import BATCH_AUGMENTS
 
+from .resize_fill import resize_fill_nearest_
+
 INTERPOLATIONS = ('nearest', 'bilinear')
 RESET_POLICIES = ('epoch', 'never')
-
-
-@functools.lru_cache(maxsize=2048)
-def _nearest_index(out_size: int, in_size: int, device: torch.device) -> torch.Tensor:
-    # Cached: a box side takes at most ``in_size`` values, so after a few hundred steps every
-    # index exists and the op launches no index kernels (they dominate it on a GPU). Read-only.
-    # torch's nearest rule (src = floor(dst * in / out), scale in float32), so the result is
-    # bit-identical to F.interpolate(mode='nearest'). The Python scalar is cast to float32 by
-    # the multiplication itself; a device tensor made from it would be a blocking copy.
-    with torch.inference_mode(False):  # a cached inference tensor could not join autograd
-        idx = torch.arange(out_size, dtype=torch.float32, device=device) * (in_size / out_size)
-        return idx.floor_().long().clamp_max_(in_size - 1)
-
-
-def nearest_resize(src: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-    """``F.interpolate(src, (out_h, out_w), mode='nearest')`` as one gather.
-
-    Shrinking to a small box is what RM does every step, and torch's nearest kernel is slow at
-    it on CPU (about 10x a plain copy of the output); one ``index_select`` over the flattened
-    pixels reads only the output's pixels. ``src`` is (N, C, H, W).
-    """
-    n, c, h, w = src.shape
-    rows = _nearest_index(out_h, h, src.device)
-    cols = _nearest_index(out_w, w, src.device)
-    flat = (rows[:, None] * w + cols[None, :]).view(-1)
-    return src.reshape(n * c, h * w).index_select(1, flat).view(n, c, out_h, out_w)
 
 
 @BATCH_AUGMENTS.register_module()
@@ -57,9 +32,9 @@ class RecursiveMixBatchAugment:
 
     Sample ``i`` of the batch pairs with sample ``i`` of the history (the loader already
     shuffles). The whole history batch ``(N, C, H, W)`` is resized to the box ``(r_h, r_w)``
-    and written into every image: one gather (nearest) or interpolate (bilinear) and one slice
-    assignment per batch, no
-    per-sample loop, and the box is sampled on the host, so nothing waits on the device.
+    and written straight into the box of every image (nearest: :mod:`.resize_fill`, bit-identical
+    to ``F.interpolate``), with no per-sample loop; the box is sampled on the host, so nothing
+    waits on the device.
 
     No paste happens (``lam = 0``, the output equals the input) when there is no history yet,
     when the batch is larger than the history (a short last batch came before it), when the
@@ -168,16 +143,18 @@ class RecursiveMixBatchAugment:
             x1 = y1 = x2 = y2 = 0
             lam = 0.
         else:
+            box = inputs[..., y1:y2, x1:x2]
+            if src_inputs.untyped_storage().data_ptr() == inputs.untyped_storage().data_ptr():
+                src_inputs = src_inputs.clone()  # never read what this call overwrites
             if self.resize and self.interpolation == 'nearest':
-                patch = nearest_resize(src_inputs, y2 - y1, x2 - x1)
+                resize_fill_nearest_(box, src_inputs)
             elif self.resize:
-                patch = F.interpolate(src_inputs, size=(y2 - y1, x2 - x1), mode='bilinear',
-                                      align_corners=True)
+                box.copy_(F.interpolate(src_inputs, size=(y2 - y1, x2 - x1), mode='bilinear',
+                                        align_corners=True))
             else:
-                patch = src_inputs[..., y1:y2, x1:x2]
-            # `patch` is a new tensor (or a view of another tensor), so writing in place is safe.
-            inputs[..., y1:y2, x1:x2] = patch.to(inputs.dtype)
-            scores = lam * src_scores + (1. - lam) * scores
+                box.copy_(src_inputs[..., y1:y2, x1:x2])
+            # lam * y_h + (1 - lam) * y (Eq. 1) in one kernel
+            scores = torch.lerp(scores, src_scores, lam)
         if self.use_history:
             self.history_inputs = inputs.detach()
             self.history_scores = scores.detach()

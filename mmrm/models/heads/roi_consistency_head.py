@@ -107,8 +107,7 @@ class RoIConsistencyHead(BaseModule):
         """``(h, w)`` float32 weights of the 1x1 RoIAlign at ``box`` on ``device``."""
         if box[2] <= box[0] or box[3] <= box[1]:  # nothing pasted: RoIAlign samples nothing
             return torch.zeros(grid_hw, device=device)
-        weights = torch.from_numpy(roi_align_1x1_weights(box, input_hw, grid_hw))
-        return to_device_async(weights, device)
+        return to_device_async(roi_align_1x1_weights(box, input_hw, grid_hw), device)
 
     def _roi_align(self, fmap: SpatialMap, box: Box, input_hw: Tuple[int, int]) -> torch.Tensor:
         feat = fmap.to_nchw()
@@ -158,7 +157,26 @@ class RoIConsistencyHead(BaseModule):
         """``omega * lam * KL(softmax(p_h) || softmax(z_roi))`` (Eq. 5), batch mean,
         temperature 1, in float32 (safe under autocast). ``lam`` is the batch's one
         historical share (a host float, so weighting needs no device tensor)."""
-        log_q = F.log_softmax(roi_logits.float(), dim=1)
-        log_p = F.log_softmax(hist_logits.float(), dim=1)
-        kl = F.kl_div(log_q, log_p, reduction='batchmean', log_target=True)
-        return kl * (self.omega * float(lam))
+        return WeightedKL.apply(roi_logits, hist_logits.detach(), self.omega * float(lam))
+
+
+class WeightedKL(torch.autograd.Function):
+    r"""``w * KL(softmax(p) || softmax(z))`` averaged over the batch, with the gradient in one
+    expression: :math:`\partial / \partial z = w (\mathrm{softmax}(z) - \mathrm{softmax}(p)) / N`
+    (``p`` is a constant target). One autograd node instead of the chain of ``log_softmax``,
+    ``kl_div`` and the weighting, so fewer kernels and less host work per step."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, p_logits: torch.Tensor, weight: float) -> torch.Tensor:
+        log_q = F.log_softmax(z.float(), dim=1)
+        log_p = F.log_softmax(p_logits.float(), dim=1)
+        p = log_p.exp()
+        ctx.save_for_backward(log_q, p)
+        ctx.weight, ctx.z_dtype = weight, z.dtype
+        return (p * (log_p - log_q)).sum() * (weight / z.size(0))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        log_q, p = ctx.saved_tensors
+        grad_z = (log_q.exp() - p) * (grad * (ctx.weight / log_q.size(0)))
+        return grad_z.to(ctx.z_dtype), None, None

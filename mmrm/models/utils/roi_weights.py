@@ -9,10 +9,12 @@ builds ``W`` on the host from the box, with the float32 arithmetic of the RoIAli
 bilinearly (a point more than one cell outside the map reads 0; coordinates are clamped into the
 map), and the samples are averaged. Sampling is separable, so ``W = outer(w_y, w_x)``.
 """
+import functools
 import math
 from typing import Sequence, Tuple
 
 import numpy as np
+import torch
 
 
 def _axis_weights(start: float, end: float, scale: float, size: int) -> np.ndarray:
@@ -24,9 +26,8 @@ def _axis_weights(start: float, end: float, scale: float, size: int) -> np.ndarr
     hi = f32(end) * scale - f32(0.5)
     extent = hi - lo
     grid = int(math.ceil(extent))  # adaptive sampling_ratio=0: ceil(roi size / 1 bin)
-    weights = np.zeros(size, dtype=np.float64)
     if grid <= 0:  # an empty box samples nothing (RoIAlign returns 0)
-        return weights
+        return np.zeros(size, dtype=np.float64)
     # the kernels' order of float32 operations: lo + ((i + 0.5) * extent) / grid
     points = lo + (np.arange(grid, dtype=f32) + f32(0.5)) * extent / f32(grid)
     valid = (points >= -1.0) & (points <= size)
@@ -37,14 +38,25 @@ def _axis_weights(start: float, end: float, scale: float, size: int) -> np.ndarr
     points = np.where(edge, f32(size - 1), points)
     high = np.where(edge, low, low + 1)
     frac = (points - low).astype(np.float64)
-    np.add.at(weights, low, np.where(valid, 1. - frac, 0.))
-    np.add.at(weights, high, np.where(valid, frac, 0.))
+    weights = np.bincount(low, np.where(valid, 1. - frac, 0.), minlength=size)
+    weights += np.bincount(high, np.where(valid, frac, 0.), minlength=size)
     return weights / grid
 
 
+@functools.lru_cache(maxsize=4096)
+def _weights(box: Tuple[float, float, float, float], input_hw: Tuple[int, int],
+             grid_hw: Tuple[int, int]) -> torch.Tensor:
+    x1, y1, x2, y2 = box
+    (in_h, in_w), (h, w) = input_hw, grid_hw
+    wy = _axis_weights(y1, y2, h / in_h, h)
+    wx = _axis_weights(x1, x2, w / in_w, w)
+    return torch.from_numpy(np.outer(wy, wx).astype(np.float32))
+
+
 def roi_align_1x1_weights(box: Sequence[float], input_hw: Tuple[int, int],
-                          grid_hw: Tuple[int, int]) -> np.ndarray:
-    """``(h, w)`` float32 weights ``W`` with ``RoIAlign_1x1(F, box) = sum(W * F)`` per channel.
+                          grid_hw: Tuple[int, int]) -> torch.Tensor:
+    """``(h, w)`` float32 CPU tensor ``W`` with ``RoIAlign_1x1(F, box) = sum(W * F)`` per
+    channel. Cached per box and sizes (boxes repeat on small inputs): treat it as read-only.
 
     Args:
         box: ``(x1, y1, x2, y2)`` in input pixels (x along the width).
@@ -52,8 +64,4 @@ def roi_align_1x1_weights(box: Sequence[float], input_hw: Tuple[int, int],
         grid_hw: ``(h, w)`` of the feature map; the scale is ``h / H`` and ``w / W`` per axis
             (one ``spatial_scale = w / W`` in RoIAlign when the two agree).
     """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    (in_h, in_w), (h, w) = input_hw, grid_hw
-    wy = _axis_weights(y1, y2, h / in_h, h)
-    wx = _axis_weights(x1, x2, w / in_w, w)
-    return np.outer(wy, wx).astype(np.float32)
+    return _weights(tuple(float(v) for v in box), tuple(input_hw), tuple(grid_hw))

@@ -85,6 +85,8 @@ class SpatialMap:
         t = self._positions()
         weights = weights.to(t.dtype)
         if self.layout == 'nchw':
+            if t.is_contiguous():  # the common case: one matrix-vector product, no einsum
+                return t.flatten(2).matmul(weights.reshape(h * w))
             return torch.einsum('nchw,hw->nc', t, weights)
         if self.layout == 'nhwc':
             return torch.einsum('nhwc,hw->nc', t, weights)

@@ -317,6 +317,37 @@ def test_paper_hyper_parameters():
     assert his.type == 'ImageClassifier' and his.train_cfg.augments.use_history is True
 
 
+def test_comparator_hyper_parameters():
+    """Tables 1 / 6 comparators carry their own papers' settings (issue #12)."""
+    c = lambda name: load_config(name).model  # noqa: E731
+    db = c('resnet50_8xb32_in1k_dropblock.py').backbone
+    assert (db.dropblock.drop_prob, db.dropblock.block_size, db.stages) == (
+        0.1, 7, ('layer3', 'layer4'))
+    db = c('pyramidnet200-a240_2xb32_cifar10_dropblock.py').backbone
+    assert (db.dropblock.drop_prob, db.dropblock.block_size) == (0.1, 4)
+    moex = c('resnet50_8xb32_in1k_moex.py').feature_mix
+    assert (moex.lam, moex.prob, moex.layers) == (0.9, 1.0, ('backbone.maxpool', ))
+    cutmix, moex = c('resnet50_8xb32_in1k_cutmix-moex.py').feature_mix
+    assert (cutmix.type, cutmix.alpha, cutmix.layers) == ('FeatureCutMix', 1.0, ('input', ))
+    assert (moex.lam, moex.prob) == (0.9, 0.25)
+    moex = c('pyramidnet200-a240_2xb32_cifar10_moex.py').feature_mix
+    assert (moex.lam, moex.prob, moex.layers) == (0.5, 0.25, ('backbone.bn1', ))
+    for name in ('resnet50_8xb32_in1k_manifold-mixup.py',
+                 'pyramidnet200-a240_2xb32_cifar10_manifold-mixup.py',
+                 'resnet50_8xb32_in1k_feature-cutmix.py'):
+        mix = c(name).feature_mix
+        assert mix.alpha == 1.0 and mix.layers == ('input', 'backbone.layer1', 'backbone.layer2')
+    pm = c('resnet50_8xb32_in1k_puzzlemix.py').puzzle_mix
+    assert (pm.block_nums, pm.n_labels, pm.neigh_size, pm.beta, pm.gamma, pm.eta, pm.t_eps,
+            pm.transport) == ((2, 4, 8, 16), 3, 2, 1.2, 0.5, 0.2, 0.8, True)
+    sc = c('pyramidnet200-a240_2xb32_cifar10_stylecutmix.py').train_cfg.augments
+    assert (sc.gamma, sc.delta, sc.r, sc.prob, sc.style_size) == ('auto', 1.0, 0.7, 0.5, 224)
+    assert c('resnet50_8xb32_in1k_stochastic-depth.py').backbone.drop_path_rate == 0.25
+    cutout = [t for t in load_config('resnet50_8xb32_in1k_cutout.py').train_dataloader.dataset
+              .pipeline if t['type'] == 'Cutout']
+    assert len(cutout) == 1 and (cutout[0]['shape'], cutout[0]['prob']) == (112, 1.0)
+
+
 # --------------------------------------------------------------------------------------------
 # the sweep keys documented in configs/rm/README.md reach the built modules
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,16 @@ PUBLIC_NAMES = [
     ('mmpretrain.registry', 'BATCH_AUGMENTS', 'RecursiveMixBatchAugment'),
     ('mmpretrain.registry', 'MODELS', 'RMClassifier'),
     ('mmpretrain.registry', 'OPTIM_WRAPPERS', 'CPUAmpOptimWrapper'),
+    # the paper's other comparators (issue #12)
+    ('mmpretrain.registry', 'MODELS', 'DropBlock'),
+    ('mmpretrain.registry', 'MODELS', 'DropBlockBackbone'),
+    ('mmpretrain.registry', 'MODELS', 'FeatureMixClassifier'),
+    ('mmpretrain.registry', 'MODELS', 'PuzzleMixClassifier'),
+    ('mmpretrain.registry', 'BATCH_AUGMENTS', 'ManifoldMixup'),
+    ('mmpretrain.registry', 'BATCH_AUGMENTS', 'FeatureCutMix'),
+    ('mmpretrain.registry', 'BATCH_AUGMENTS', 'MoEx'),
+    ('mmpretrain.registry', 'BATCH_AUGMENTS', 'PuzzleMix'),
+    ('mmpretrain.registry', 'BATCH_AUGMENTS', 'StyleCutMix'),
 ]
 
 
@@ -128,3 +138,25 @@ def test_classification_works_without_mmdet_and_pvt_names_the_cause():
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert 'PVT refused:' in out.stdout
+
+
+def test_mmrm_imports_without_the_optional_comparator_packages():
+    """gco-wrapper (PuzzleMix) is imported when a PuzzleMix is built, not by ``import mmrm``;
+    without it that build names the package."""
+    code = textwrap.dedent("""\
+        import sys
+        sys.modules['gco'] = None      # gco-wrapper not installed
+        import mmrm
+        from mmpretrain.registry import BATCH_AUGMENTS, MODELS
+        MODELS.build(dict(type='FeatureMixClassifier',
+                          backbone=dict(type='ResNet_CIFAR', depth=18),
+                          feature_mix=dict(type='MoEx', layers=['backbone.layer1'])))
+        try:
+            BATCH_AUGMENTS.build(dict(type='PuzzleMix'))
+        except ImportError as exc:
+            print('refused:', exc)
+        """)
+    out = subprocess.run([sys.executable, '-c', code], env=tool_env(), cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'refused:' in out.stdout and 'pip install gco-wrapper' in out.stdout

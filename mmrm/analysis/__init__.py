@@ -6,7 +6,8 @@
 - :mod:`.cuda_sync`: host-device synchronisations per training step on CUDA;
 - :mod:`.effective_classes`: how many classes a mixed target spreads over;
 - :mod:`.sweep` and :mod:`.work_dirs`: alpha / omega sweeps from finished work dirs;
-- :mod:`.downstream`: a downstream config really loads its pretrained backbone.
+- :mod:`.downstream`: a downstream config really loads its pretrained backbone;
+- :mod:`.style_distance`: class style distances for StyleCutMix's auto-gamma.
 
 Not imported by ``import mmrm``: the tools in ``tools/analysis_tools`` import what they use.
 """

@@ -44,6 +44,8 @@ CONFIG_DIR = REPO_ROOT / 'configs' / 'rm'
 CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*.py'))
 README = CONFIG_DIR / 'README.md'
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+#: classifiers that mix labels inside the model (issue #12)
+FEATURE_MIXING = ('FeatureMixClassifier', 'PuzzleMixClassifier')
 #: crop side the 224-pixel ImageNet pipelines are shrunk to
 SMOKE_SIZE = 64
 #: ``{backbone}_{gpus}xb{batch}_{dataset}[_{variant}].py``
@@ -54,6 +56,13 @@ NAME_RE = re.compile(r'^(?P<backbone>[a-z0-9-]+)_(?P<gpus>\d+)xb(?P<batch>\d+)_'
 def test_configs_found():
     assert len(CONFIGS) >= 40, CONFIGS
     assert 'resnet50_8xb32_in1k_rm.py' in CONFIGS
+    # the comparators of Tables 1 and 6 (issue #12)
+    table1 = [f'pyramidnet200-a240_2xb32_cifar10_{v}.py'
+              for v in ('dropblock', 'manifold-mixup', 'moex', 'stylecutmix')]
+    table6 = [f'resnet50_8xb32_in1k_{v}.py'
+              for v in ('cutout', 'stochastic-depth', 'manifold-mixup', 'dropblock',
+                        'feature-cutmix', 'puzzlemix', 'moex', 'cutmix-moex')]
+    assert not set(table1 + table6) - set(CONFIGS), sorted(set(table1 + table6) - set(CONFIGS))
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,6 +214,31 @@ def smoke_options(cfg, data_root, work_dir, batch_size=2):
     return opts
 
 
+def style_network_files(cfg, folder):
+    """StyleCutMix's pretrained AdaIN weights cannot be fetched offline: write random ones (and
+    a random class style-distance matrix) in the files' real formats, point the config at them
+    (so the loading code runs) and shrink the style transfer to 32 pixels, as the crops above.
+    ``{}`` for configs without StyleCutMix."""
+    augments = (cfg.model.get('train_cfg') or {}).get('augments')
+    if not augments or augments.get('type') != 'StyleCutMix':
+        return {}
+    import torch
+
+    from mmrm.models.batch_augments.adain import AdaINStyleTransfer
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    net = AdaINStyleTransfer(None, None, random_init=True)
+    torch.save(net.encoder.state_dict(), folder / 'vgg_normalised.pth')
+    torch.save(net.decoder.state_dict(), folder / 'decoder.pth.tar')
+    k = cfg.model.head.num_classes
+    torch.save(torch.rand(k, k), folder / 'distance.pt')
+    key = 'model.train_cfg.augments'
+    return {f'{key}.encoder_checkpoint': str(folder / 'vgg_normalised.pth'),
+            f'{key}.decoder_checkpoint': str(folder / 'decoder.pth.tar'),
+            f'{key}.style_distance': str(folder / 'distance.pt'),
+            f'{key}.style_size': 32}
+
+
 def _recorder():
     from mmengine.hooks import Hook
 
@@ -246,7 +280,7 @@ def test_mixed_labels_use_soft_ce(name):
     cfg = load_config(name)
     model = cfg.model
     augments = (model.get('train_cfg') or {}).get('augments')
-    if augments or model.type == 'RMClassifier':
+    if augments or model.type in ('RMClassifier', ) + FEATURE_MIXING:
         loss = model.head.loss
         assert loss.type == 'CrossEntropyLoss' and loss.get('use_soft'), (name, loss)
     if model.type == 'RMClassifier':
@@ -281,6 +315,37 @@ def test_paper_hyper_parameters():
     assert abl.type == 'ImageClassifier' and abl.train_cfg.augments.use_history is False
     his = load_config('pyramidnet164-a270_2xb64_cifar100_rm-rs-his.py').model
     assert his.type == 'ImageClassifier' and his.train_cfg.augments.use_history is True
+
+
+def test_comparator_hyper_parameters():
+    """Tables 1 / 6 comparators carry their own papers' settings (issue #12)."""
+    c = lambda name: load_config(name).model  # noqa: E731
+    db = c('resnet50_8xb32_in1k_dropblock.py').backbone
+    assert (db.dropblock.drop_prob, db.dropblock.block_size, db.stages) == (
+        0.1, 7, ('layer3', 'layer4'))
+    db = c('pyramidnet200-a240_2xb32_cifar10_dropblock.py').backbone
+    assert (db.dropblock.drop_prob, db.dropblock.block_size) == (0.1, 4)
+    moex = c('resnet50_8xb32_in1k_moex.py').feature_mix
+    assert (moex.lam, moex.prob, moex.layers) == (0.9, 1.0, ('backbone.maxpool', ))
+    cutmix, moex = c('resnet50_8xb32_in1k_cutmix-moex.py').feature_mix
+    assert (cutmix.type, cutmix.alpha, cutmix.layers) == ('FeatureCutMix', 1.0, ('input', ))
+    assert (moex.lam, moex.prob) == (0.9, 0.25)
+    moex = c('pyramidnet200-a240_2xb32_cifar10_moex.py').feature_mix
+    assert (moex.lam, moex.prob, moex.layers) == (0.5, 0.25, ('backbone.bn1', ))
+    for name in ('resnet50_8xb32_in1k_manifold-mixup.py',
+                 'pyramidnet200-a240_2xb32_cifar10_manifold-mixup.py',
+                 'resnet50_8xb32_in1k_feature-cutmix.py'):
+        mix = c(name).feature_mix
+        assert mix.alpha == 1.0 and mix.layers == ('input', 'backbone.layer1', 'backbone.layer2')
+    pm = c('resnet50_8xb32_in1k_puzzlemix.py').puzzle_mix
+    assert (pm.block_nums, pm.n_labels, pm.neigh_size, pm.beta, pm.gamma, pm.eta, pm.t_eps,
+            pm.transport) == ((2, 4, 8, 16), 3, 2, 1.2, 0.5, 0.2, 0.8, True)
+    sc = c('pyramidnet200-a240_2xb32_cifar10_stylecutmix.py').train_cfg.augments
+    assert (sc.gamma, sc.delta, sc.r, sc.prob, sc.style_size) == ('auto', 1.0, 0.7, 0.5, 224)
+    assert c('resnet50_8xb32_in1k_stochastic-depth.py').backbone.drop_path_rate == 0.25
+    cutout = [t for t in load_config('resnet50_8xb32_in1k_cutout.py').train_dataloader.dataset
+              .pipeline if t['type'] == 'Cutout']
+    assert len(cutout) == 1 and (cutout[0]['shape'], cutout[0]['prob']) == (112, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,6 +389,7 @@ def test_config_trains_and_validates(name, data_roots, tmp_path):
     dataset_type = cfg.train_dataloader.dataset.type
     assert dataset_type in data_roots, f'{name}: no synthetic data for {dataset_type}'
     cfg.merge_from_dict(smoke_options(cfg, data_roots[dataset_type], tmp_path / 'work'))
+    cfg.merge_from_dict(style_network_files(cfg, tmp_path / 'stylemix'))
 
     runner = Runner.from_cfg(cfg)
     rec = _recorder()
@@ -338,6 +404,19 @@ def test_config_trains_and_validates(name, data_roots, tmp_path):
         if cfg.model.type == 'RMClassifier':
             assert all('loss_rm' in step for step in rec.losses), rec.losses
             assert model.data_preprocessor.rm_augment.use_history
+        if cfg.model.type == 'FeatureMixClassifier':
+            # every op drew one of its configured layers at the last step
+            ops = cfg.model.feature_mix
+            ops = ops if isinstance(ops, (list, tuple)) else [ops]
+            assert [name for name, _, _ in model.last_mixes] == [op.type for op in ops]
+            assert all(layer in op.layers for op, (_, layer, _) in zip(ops, model.last_mixes))
+        if cfg.model.type == 'PuzzleMixClassifier':
+            assert model.puzzle_mix.last_lam is not None  # prob 1: the last batch was mixed
+        if cfg.model.backbone.type == 'DropBlockBackbone':
+            from mmrm.models import DropBlock
+            stages = cfg.model.backbone.stages
+            assert any(isinstance(m, DropBlock) for s in stages
+                       for m in getattr(model.backbone, s).modules())
         assert rec.metrics is not None and 'accuracy/top1' in rec.metrics, rec.metrics
         assert 0 <= rec.metrics['accuracy/top1'] <= 100
     finally:

@@ -276,3 +276,25 @@ def test_compare_fashion_mnist_runs_every_method_and_seed(tmp_path, monkeypatch)
     calls.clear()
     tool.main(argv)  # everything finished: nothing is trained again
     assert calls == []
+
+
+def test_compare_fashion_mnist_accepts_the_other_comparators(tmp_path):
+    """The issue-#12 methods are selectable, each with its own config; the default stays the
+    four-method table."""
+    tool = load_tool('tools/analysis_tools/compare_fashion_mnist.py')
+    extra = ['dropblock', 'manifold-mixup', 'feature-cutmix', 'moex', 'cutmix-moex', 'puzzlemix']
+    args = tool.parse_args(['--methods', *extra])
+    assert args.methods == extra
+    assert tool.parse_args([]).methods == ['baseline', 'mixup', 'cutmix', 'rm']
+    for method in extra:
+        assert (REPO_ROOT / tool.METHODS[method]).is_file(), method
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--methods', 'stylecutmix'])
+    for seed, (method, acc) in enumerate([('puzzlemix', 90.5), ('moex', 91.0)]):
+        wd = tmp_path / f'{method}_seed0'
+        wd.mkdir()
+        (wd / tool.DONE).write_text(json.dumps(dict(method=method, seed=0, top1=acc,
+                                                    wall_s=30.)))
+    rows = tool.main(['--summary-only', '--work-root', str(tmp_path), '--out',
+                      str(tmp_path / 'cmp.png'), '--seeds', '0', '--methods', *extra])
+    assert [(r['method'], r['errors']) for r in rows] == [('moex', [9.0]), ('puzzlemix', [9.5])]

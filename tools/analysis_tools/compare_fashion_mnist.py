@@ -1,6 +1,10 @@
 """Offline accuracy comparison on real data: baseline / Mixup / CutMix / RecursiveMix on
 Fashion-MNIST with the demo network, several seeds each, same epochs and schedule.
 
+The paper's other comparators that apply to this grey 28x28 network run with ``--methods``:
+``dropblock``, ``manifold-mixup``, ``feature-cutmix``, ``moex``, ``cutmix-moex``, ``puzzlemix``
+(StyleCutMix does not apply: its style network takes RGB images and pretrained weights).
+
 Each (method, seed) trains with ``tools/train.py`` into ``<work-root>/<method>_seed<seed>``
 (a finished run is skipped, so an interrupted comparison resumes), then the top-1 error on the
 10k test images after the last epoch is collected into a mean +- std table (markdown, printed
@@ -35,12 +39,18 @@ METHODS = {
     'cutmix': 'configs/rm/resnet18-w16_1xb128_fashion-mnist_cutmix.py',
     'rm': 'configs/rm/resnet18-w16_1xb128_fashion-mnist_rm.py',
 }
+#: the paper's other comparators (issue #12), run on request with --methods
+METHODS.update({
+    m: f'configs/rm/resnet18-w16_1xb128_fashion-mnist_{m}.py'
+    for m in ('dropblock', 'manifold-mixup', 'feature-cutmix', 'moex', 'cutmix-moex', 'puzzlemix')
+})
+DEFAULT_METHODS = ['baseline', 'mixup', 'cutmix', 'rm']
 DONE = 'comparison-done.json'
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    parser.add_argument('--methods', nargs='+', default=DEFAULT_METHODS, choices=list(METHODS))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--work-root', default=osp.join(ROOT, 'work_dirs/fashion_mnist_compare'))
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data/fashion_mnist'))
@@ -120,12 +130,15 @@ def plot(rows, path):
     fig, ax = plt.subplots(figsize=(5, 3.2))
     names = [r['method'] for r in rows]
     ax.bar(names, [r['mean'] for r in rows], yerr=[r['std'] for r in rows], capsize=4,
-           color=['#999999', '#6699cc', '#66aa66', '#cc5544'][:len(rows)])
+           color=['#999999', '#6699cc', '#66aa66', '#cc5544', '#bb88cc', '#ddaa44', '#44aaaa',
+                  '#aa6644', '#7777dd', '#99bb55'][:len(rows)])
     for i, r in enumerate(rows):
         ax.scatter([i] * len(r['errors']), r['errors'], color='black', s=8, zorder=3)
     lo = min(min(r['errors']) for r in rows)
     hi = max(max(r['errors']) for r in rows)
     ax.set_ylim(max(0, lo - (hi - lo) - 0.5), hi + (hi - lo) * 0.5 + 0.2)
+    if len(rows) > 4:
+        ax.tick_params(axis='x', labelrotation=30, labelsize=7)
     ax.set_ylabel('top-1 error (%)')
     ax.set_title('Fashion-MNIST, ResNet-18-w16, mean ± std over seeds', fontsize=9)
     fig.tight_layout()

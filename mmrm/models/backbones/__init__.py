@@ -5,6 +5,8 @@ The CIFAR ResNets of the paper (ResNet-18/34) are MMPretrain's ``ResNet_CIFAR``.
 from mmpretrain.registry import MODELS
 
 from .densenet_cifar import DenseNetCIFAR
+from .dropblock import DropBlock
+from .dropblock_backbone import DropBlockBackbone
 from .pyramidnet import PyramidBasicBlock, PyramidBottleneck, PyramidNet
 
 try:
@@ -23,5 +25,5 @@ except ImportError as _pvt_error:  # MMDetection (and its compiled mmcv ops) is 
 
 __all__ = [
     'PyramidNet', 'PyramidBasicBlock', 'PyramidBottleneck', 'DenseNetCIFAR',
-    'PyramidVisionTransformerV2Cls'
+    'PyramidVisionTransformerV2Cls', 'DropBlock', 'DropBlockBackbone'
 ]

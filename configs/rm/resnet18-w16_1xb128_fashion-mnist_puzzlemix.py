@@ -1,0 +1,10 @@
+# Offline comparison: + PuzzleMix with the authors' settings (beta 1.2, gamma 0.5, eta 0.2,
+# 3 labels, transport, t_eps 0.8, alpha 1), block counts dividing 28 (2, 4, 7, 14) instead of
+# their 2^k, neighbourhood 4 (their small-image default; clamped to the block side).
+_base_ = './resnet18-w16_1xb128_fashion-mnist.py'
+model = dict(
+    type='PuzzleMixClassifier',
+    head=dict(loss=dict(type='CrossEntropyLoss', loss_weight=1.0, use_soft=True)),
+    puzzle_mix=dict(type='PuzzleMix', alpha=1.0, prob=1.0, block_nums=(2, 4, 7, 14),
+                    n_labels=3, neigh_size=4, beta=1.2, gamma=0.5, eta=0.2, transport=True,
+                    t_eps=0.8))

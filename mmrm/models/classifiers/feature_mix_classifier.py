@@ -1,0 +1,151 @@
+"""FeatureMixClassifier: an ImageClassifier that mixes hidden states (Manifold Mixup, Feature
+CutMix, MoEx, and combinations such as CutMix + MoEx)."""
+import copy
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmpretrain.models.classifiers import ImageClassifier
+from mmpretrain.registry import BATCH_AUGMENTS, MODELS
+from mmpretrain.structures import DataSample
+
+INPUT = 'input'
+
+
+def onehot_preprocessor(data_preprocessor) -> Union[dict, nn.Module]:
+    """The classifier's data preprocessor config with ``to_onehot=True`` by default, so that
+    every sample carries the ``gt_score`` the mixing ops interpolate."""
+    if isinstance(data_preprocessor, nn.Module):
+        return data_preprocessor
+    data_preprocessor = copy.deepcopy(data_preprocessor) or {}
+    data_preprocessor.setdefault('to_onehot', True)
+    return data_preprocessor
+
+
+def stack_scores(owner: str, data_samples: List[DataSample]) -> torch.Tensor:
+    if not data_samples or 'gt_score' not in data_samples[0]:
+        raise RuntimeError(f'{owner} mixes labels and needs one-hot `gt_score` in the samples: '
+                           'give the data preprocessor num_classes (to_onehot is on by default)')
+    return torch.stack([s.gt_score for s in data_samples]).float()
+
+
+@MODELS.register_module()
+class FeatureMixClassifier(ImageClassifier):
+    r"""ImageClassifier whose training forward mixes a hidden state and the labels alike.
+
+    Each training step, for every op in ``feature_mix`` (a :class:`ManifoldMixup`,
+    :class:`FeatureCutMix`, :class:`MoEx` or any op with the same ``op(x, scores, index)``
+    interface and a ``layers`` list):
+
+    1. one layer is drawn uniformly from ``op.layers``: ``'input'`` (the normalised image batch,
+       (N, C, H, W)) or the name of a module of the backbone, e.g. ``'backbone.layer1'``;
+    2. the forward pass runs once; a one-shot forward hook replaces the drawn module's output
+       :math:`h` (N, C', H', W') by ``op(h, y, index)`` and the labels :math:`y` (N, K) by the
+       op's mixed labels;
+    3. the head's loss is taken on the mixed labels (use ``CrossEntropyLoss(use_soft=True)``).
+
+    One permutation ``index`` per step is shared by all ops, so several ops pair the same
+    samples and their label interpolations compose: CutMix (weight :math:`\lambda_c`) then MoEx
+    (weight :math:`\lambda_m`) give :math:`\lambda_m\lambda_c\, y_a +
+    (\lambda_m(1-\lambda_c) + (1-\lambda_m)\lambda_c)\, y_b + (1-\lambda_m)(1-\lambda_c)\, y_c`,
+    exactly the loss of MoEx's CutMix + MoEx code (``main_moex_cutmix.py``). Ops run in the
+    order the network reaches their layers (list order within one layer).
+
+    ``predict``, ``extract_feat``, validation and test are the plain ImageClassifier path. Layer
+    names are checked when the model is built; a drawn layer that the forward pass did not run
+    (or ran twice) is an error at that step.
+
+    Args:
+        backbone, neck, head, pretrained, train_cfg, init_cfg: as :class:`ImageClassifier`
+            (``train_cfg.augments`` still applies input-level batch augments first).
+        feature_mix (dict | list[dict]): the mixing op(s), built from mmpretrain's
+            ``BATCH_AUGMENTS`` registry, each with its ``layers``.
+        data_preprocessor (dict): as ImageClassifier; ``to_onehot`` defaults to True here.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: Optional[dict] = None,
+                 head: Optional[dict] = None,
+                 feature_mix: Union[dict, Sequence[dict], None] = None,
+                 pretrained: Optional[str] = None,
+                 train_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        if not feature_mix:
+            raise ValueError("FeatureMixClassifier: feature_mix is required, e.g. "
+                             "dict(type='ManifoldMixup', alpha=1.0, layers=['input', "
+                             "'backbone.layer1'])")
+        super().__init__(backbone, neck=neck, head=head, pretrained=pretrained,
+                         train_cfg=train_cfg,
+                         data_preprocessor=onehot_preprocessor(data_preprocessor),
+                         init_cfg=init_cfg)
+        mixes = feature_mix if isinstance(feature_mix, (list, tuple)) else [feature_mix]
+        self.feature_mixes = [BATCH_AUGMENTS.build(m) if isinstance(m, dict) else m
+                              for m in mixes]
+        self._check_layers()
+        #: (op name, layer, label weight or None) of each op at the last training step
+        self.last_mixes: List[tuple] = []
+
+    def _check_layers(self) -> None:
+        modules = dict(self.named_modules())
+        children = [f'backbone.{n}' for n, _ in self.backbone.named_children()]
+        for op in self.feature_mixes:
+            layers = getattr(op, 'layers', None)
+            if not callable(op) or not layers:
+                raise TypeError('FeatureMixClassifier: each feature_mix op must be callable as '
+                                f'op(x, scores, index) and have `layers`, got {op!r}')
+            for name in layers:
+                if name != INPUT and (not name.startswith('backbone.') or name not in modules):
+                    raise ValueError(
+                        f'FeatureMixClassifier: {type(op).__name__} layer {name!r} is not '
+                        f"'input' nor a module of the backbone {type(self.backbone).__name__}; "
+                        f"allowed: 'input' or a module name such as {children}")
+
+    def loss(self, inputs: torch.Tensor, data_samples: List[DataSample]) -> dict:
+        scores = stack_scores('FeatureMixClassifier', data_samples)
+        index = torch.randperm(inputs.size(0), device=inputs.device)
+        plan = [(op, op.layers[np.random.randint(len(op.layers))]) for op in self.feature_mixes]
+        state = dict(scores=scores)
+
+        def run(ops, x):
+            for op in ops:
+                x, state['scores'] = op(x, state['scores'], index)
+            return x
+
+        inputs = run([op for op, layer in plan if layer == INPUT], inputs)
+        by_layer: Dict[str, list] = {}
+        for op, layer in plan:
+            if layer != INPUT:
+                by_layer.setdefault(layer, []).append(op)
+        modules = dict(self.named_modules())
+        calls = dict.fromkeys(by_layer, 0)
+        handles = []
+        for layer, ops in by_layer.items():
+
+            def hook(module, args, output, layer=layer, ops=ops):
+                calls[layer] += 1
+                if calls[layer] > 1:
+                    raise RuntimeError(f'FeatureMixClassifier: mixing layer {layer!r} ran more '
+                                       'than once in one forward pass; choose a module that '
+                                       'runs once (e.g. a stage, not a shared activation)')
+                if not isinstance(output, torch.Tensor):
+                    raise TypeError(f'FeatureMixClassifier: mixing layer {layer!r} returned '
+                                    f'{type(output).__name__}, not a tensor')
+                return run(ops, output)
+
+            handles.append(modules[layer].register_forward_hook(hook))
+        try:
+            feats = self.extract_feat(inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        missed = [layer for layer, n in calls.items() if n == 0]
+        if missed:
+            raise RuntimeError(f'FeatureMixClassifier: mixing layer(s) {missed} did not run in '
+                               f'the forward pass of {type(self.backbone).__name__}')
+        self.last_mixes = [(type(op).__name__, layer, op.last_lam) for op, layer in plan]
+        for sample, score in zip(data_samples, state['scores']):
+            sample.set_gt_score(score)
+        return self.head.loss(feats, data_samples)

@@ -76,7 +76,8 @@ def _compare(module: nn.Module, state_dict: Dict) -> StateDictLoad:
 
 @contextmanager
 def record_state_dict_loads():
-    """Record every call of MMEngine's ``load_state_dict`` made inside the block.
+    """Record every call of MMEngine's ``load_state_dict`` and of ``nn.Module.load_state_dict``
+    made inside the block.
 
     Yields the list that receives one :class:`StateDictLoad` per call. The loading itself is
     unchanged (the original function runs with the caller's arguments). Every imported module
@@ -92,15 +93,24 @@ def record_state_dict_loads():
         records.append(_compare(module, state_dict))
         return original(module, state_dict, strict, logger)
 
+    # MMDetection's and MMSegmentation's Swin call ``self.load_state_dict(..., strict=False)``
+    original_method = nn.Module.load_state_dict
+
+    def recording_method(module, state_dict, *args, **kwargs):
+        records.append(_compare(module, state_dict))
+        return original_method(module, state_dict, *args, **kwargs)
+
     patched = []
     for mod in list(sys.modules.values()):
         namespace = getattr(mod, '__dict__', None)
         if isinstance(namespace, dict) and namespace.get('load_state_dict') is original:
             setattr(mod, 'load_state_dict', recording_load_state_dict)
             patched.append(mod)
+    nn.Module.load_state_dict = recording_method
     try:
         yield records
     finally:
+        nn.Module.load_state_dict = original_method
         for mod in patched:
             setattr(mod, 'load_state_dict', original)
 

@@ -2,9 +2,9 @@
 types (:mod:`.cli`) and RM checkpoint conversion (:mod:`.convert`)."""
 from .cli import shape_type
 from .config import load_config, model_config, prepare_scope, to_plain
-from .convert import RM_ONLY_PREFIXES, convert_rm_checkpoint
+from .convert import RM_ONLY_PREFIXES, add_swin_stage_norms, convert_rm_checkpoint
 
 __all__ = [
     'shape_type', 'load_config', 'model_config', 'prepare_scope', 'to_plain', 'RM_ONLY_PREFIXES',
-    'convert_rm_checkpoint'
+    'convert_rm_checkpoint', 'add_swin_stage_norms'
 ]

@@ -2,6 +2,8 @@
 from collections import OrderedDict
 from typing import List, Tuple
 
+import torch
+
 # Weights that only RM training needs: the RoI consistency head H' (paper Eq. 4).
 RM_ONLY_PREFIXES = ('roi_head.', )
 
@@ -40,3 +42,28 @@ def convert_rm_checkpoint(checkpoint: dict, backbone_only: bool = False,
     meta['mmrm_converted'] = dict(backbone_only=backbone_only, strip_prefix=strip_prefix,
                                   dropped=len(dropped))
     return dict(meta=meta, state_dict=kept), sorted(dropped)
+
+
+def add_swin_stage_norms(state: dict, prefix: str = 'backbone.') -> List[str]:
+    """Give a Swin backbone checkpoint a LayerNorm for every stage output, in place.
+
+    MMPretrain's classification Swin normalises only the stage it classifies from
+    (``norm3``); MMDetection's and MMSegmentation's Swin (same key names otherwise) normalise all
+    four stage outputs for the FPN / UperNet head (``norm0`` .. ``norm3``). The missing norms
+    get LayerNorm's own initial values (weight 1, bias 0): what the downstream model starts them
+    at without a checkpoint entry, written out so that a strict key check covers every other
+    weight. Returns the added keys; ``ValueError`` if ``state`` is not a Swin backbone.
+    """
+    stage = 0
+    added = []
+    if f'{prefix}stages.0.blocks.0.norm1.weight' not in state:
+        raise ValueError('add_swin_stage_norms: no Swin backbone in the checkpoint (expected '
+                         f'{prefix}stages.0.blocks.0.norm1.weight)')
+    while f'{prefix}stages.{stage}.blocks.0.norm1.weight' in state:
+        width = state[f'{prefix}stages.{stage}.blocks.0.norm1.weight'].numel()
+        if f'{prefix}norm{stage}.weight' not in state:
+            state[f'{prefix}norm{stage}.weight'] = torch.ones(width)
+            state[f'{prefix}norm{stage}.bias'] = torch.zeros(width)
+            added += [f'{prefix}norm{stage}.weight', f'{prefix}norm{stage}.bias']
+        stage += 1
+    return added

@@ -52,7 +52,8 @@ PVT_B1 = dict(type='PyramidVisionTransformerV2', embed_dims=64, num_layers=[2, 2
 
 
 def kind_of(config):
-    return 'pvt' if 'pvtv2-b1' in Path(config).name else 'r50'
+    name = Path(config).name
+    return 'pvt' if 'pvtv2-b1' in name else 'swin' if 'swin-t' in name else 'r50'
 
 
 def cid(config):
@@ -70,40 +71,53 @@ def _load_converter():
     return module
 
 
+def _swin_rm_model():
+    """The model of configs/rm/swin-tiny_16xb64_in1k_rm.py (mmpretrain's Swin-T recipe with
+    RM), for 4 classes."""
+    model = Config.fromfile(str(REPO_ROOT / 'configs/rm/swin-tiny_16xb64_in1k_rm.py')).model
+    model = model.to_dict()
+    model['head']['num_classes'] = 4
+    return model
+
+
 @pytest.fixture(scope='module')
 def rm_ckpts(tmp_path_factory):
-    """``{'r50'|'pvt': {'full', 'backbone', 'stripped'}}``: the RMClassifier training
+    """``{'r50'|'pvt'|'swin': {'full', 'backbone', 'stripped'}}``: the RMClassifier training
     checkpoint after 2 iterations (the 2nd one mixes with the history) and rm2backbone.py's
-    outputs (default: ``backbone.`` prefix kept; ``--strip-prefix``)."""
+    outputs (default: ``backbone.`` prefix kept; ``--strip-prefix``; Swin: both with
+    ``--swin-stage-norms``)."""
     root = tmp_path_factory.mktemp('rm_pretrain')
-    data = make_image_folder(root / 'data', num_classes=4, images_per_class=1, size=32)
     converter = _load_converter()
-    backbones = dict(
-        r50=(dict(type='ResNet', depth=50), 2048),
-        pvt=(dict(type='PyramidVisionTransformerV2Cls', embed_dims=64,
-                  num_layers=[2, 2, 2, 2]), 512))
+    rm_head = dict(roi_head=dict(type='RoIConsistencyHead', omega=0.5),
+                   train_cfg=dict(augments=dict(type='RecursiveMixBatchAugment', alpha=0.5)))
+    models = dict(
+        r50=(dict(type='RMClassifier', backbone=dict(type='ResNet', depth=50),
+                  neck=dict(type='GlobalAveragePooling'),
+                  head=dict(type='LinearClsHead', num_classes=4, in_channels=2048,
+                            loss=dict(type='CrossEntropyLoss', use_soft=True)), **rm_head), 32),
+        pvt=(dict(type='RMClassifier', backbone=dict(
+            type='PyramidVisionTransformerV2Cls', embed_dims=64, num_layers=[2, 2, 2, 2]),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=4, in_channels=512,
+                      loss=dict(type='CrossEntropyLoss', use_soft=True)), **rm_head), 32),
+        swin=(_swin_rm_model(), 224))  # Swin-T's 7x7 windows: the 224 input of its recipe
     out = {}
-    for kind, (backbone, width) in backbones.items():
-        cfg = tiny_cls_config(data, work_dir=root / kind, num_classes=4, img_size=32,
+    for kind, (model, size) in models.items():
+        data = make_image_folder(root / f'data{size}', num_classes=4, images_per_class=1,
+                                 size=size)
+        cfg = tiny_cls_config(data, work_dir=root / kind, num_classes=4, img_size=size,
                               batch_size=2, max_iters=2, val=False,
                               lr=1e-3)  # a sane checkpoint: lr 0.1 x 2 steps blows R-50 up
         preprocessor = dict(cfg['model']['data_preprocessor'], type='RMDataPreprocessor')
-        cfg['model'] = dict(
-            type='RMClassifier',
-            data_preprocessor=preprocessor,
-            backbone=backbone,
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=4, in_channels=width,
-                      loss=dict(type='CrossEntropyLoss', use_soft=True)),
-            roi_head=dict(type='RoIConsistencyHead', omega=0.5),
-            train_cfg=dict(augments=dict(type='RecursiveMixBatchAugment', alpha=0.5)))
+        cfg['model'] = dict(model, data_preprocessor=preprocessor)
         cfg['experiment_name'] = f'rm_pretrain_{kind}'
         Runner.from_cfg(Config(cfg)).train()
         full = root / kind / 'iter_2.pth'
         assert full.is_file()
         backbone_ckpt, stripped = root / f'{kind}_backbone.pth', root / f'{kind}_stripped.pth'
-        converter.main([str(full), str(backbone_ckpt)])
-        converter.main([str(full), str(stripped), '--strip-prefix'])
+        extra = ['--swin-stage-norms'] if kind == 'swin' else []
+        converter.main([str(full), str(backbone_ckpt), *extra])
+        converter.main([str(full), str(stripped), '--strip-prefix', *extra])
         out[kind] = dict(full=str(full), backbone=str(backbone_ckpt), stripped=str(stripped))
     return out
 
@@ -119,9 +133,10 @@ def ckpt_backbone(path):
 
 def primary_ckpt(rm_ckpts, config):
     """What the README tells users to load: the RM training checkpoint itself for ResNet-50
-    (``prefix='backbone.'``), rm2backbone.py's ``--strip-prefix`` output for PVTv2-B1."""
+    (``prefix='backbone.'``), rm2backbone.py's ``--strip-prefix`` output for PVTv2-B1, its
+    ``--swin-stage-norms`` output (prefix kept) for Swin-T."""
     kind = kind_of(config)
-    return rm_ckpts[kind]['full' if kind == 'r50' else 'stripped']
+    return rm_ckpts[kind][dict(r50='full', pvt='stripped', swin='backbone')[kind]]
 
 
 def test_rm_checkpoints_hold_the_rm_head_and_converters_drop_it(rm_ckpts):
@@ -130,7 +145,9 @@ def test_rm_checkpoints_hold_the_rm_head_and_converters_drop_it(rm_ckpts):
         assert any(k.startswith('roi_head.fc.') for k in full), kind
         bb = torch.load(paths['backbone'], map_location='cpu')['state_dict']
         assert bb and all(k.startswith('backbone.') for k in bb)
-        assert set(bb) == {k for k in full if k.startswith('backbone.')}
+        norms = {f'backbone.norm{i}.{p}' for i in range(3) for p in ('weight', 'bias')}
+        assert set(bb) == {k for k in full if k.startswith('backbone.')} | (
+            norms if kind == 'swin' else set())
         stripped = torch.load(paths['stripped'], map_location='cpu')['state_dict']
         assert set(stripped) == {k[len('backbone.'):] for k in bb}
     assert all(k.startswith('layers.') for k in ckpt_backbone(rm_ckpts['pvt']['stripped']))
@@ -146,7 +163,10 @@ def test_there_are_the_paper_configs():
             assert f'{det}_{bb}_fpn_1x_coco.py' in names
     for seg in ('pspnet_r50-d8', 'pspnet_pvtv2-b1', 'upernet_r50', 'upernet_pvtv2-b1'):
         assert f'{seg}_4xb4-80k_ade20k-512x512.py' in names
-    assert len(ALL_CONFIGS) == 12
+    # a transformer chain beyond the paper: Swin-T RM pretraining -> Mask R-CNN / UperNet
+    assert 'mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py' in names
+    assert 'upernet_swin-t-p4-w7_8xb2-80k_ade20k-512x512.py' in names
+    assert len(ALL_CONFIGS) == 14
 
 
 @pytest.mark.parametrize('config', ALL_CONFIGS, ids=cid)
@@ -165,6 +185,13 @@ def test_config_settings(config):
         if det:  # mmdet's defaults
             assert bb.frozen_stages == 1 and bb.norm_eval is True
             assert cfg.optim_wrapper.optimizer.type == 'SGD'
+    elif kind_of(config) == 'swin':
+        # mmdet's / mmseg's own Swin-T, reading mmpretrain's key names (no converter)
+        assert bb.type == 'SwinTransformer' and bb.embed_dims == 96
+        assert list(bb.depths) == [2, 2, 6, 2] and bb.window_size == 7
+        assert not bb.get('convert_weights', False) and 'prefix' not in bb.init_cfg
+        assert 'swin-tiny_16xb64_in1k_rm' in cfg.checkpoint
+        assert cfg.optim_wrapper.optimizer.type == 'AdamW'
     else:
         assert bb.type == ('PyramidVisionTransformerV2' if det
                            else 'mmdet.PyramidVisionTransformerV2')
@@ -238,7 +265,7 @@ def assert_loaded_exactly(report: BackboneInitReport, backbone_state, ckpt):
 
 
 @pytest.mark.parametrize(
-    'config', [c for c in ALL_CONFIGS if kind_of(c) == 'r50' or c in SUBPROCESS_CONFIGS],
+    'config', [c for c in ALL_CONFIGS if kind_of(c) != 'pvt' or c in SUBPROCESS_CONFIGS],
     ids=cid)
 def test_backbone_only_checkpoint_loads_with_zero_mismatch(config, rm_ckpts):
     """rm2backbone.py's output through ``model.init_weights()``: ResNet-50 with the default
@@ -246,7 +273,7 @@ def test_backbone_only_checkpoint_loads_with_zero_mismatch(config, rm_ckpts):
     ``--strip-prefix`` output in the training tests below already; the one trained through
     the tools/train.py subprocess is checked here too, strictly."""
     kind = kind_of(config)
-    ckpt = rm_ckpts[kind]['backbone' if kind == 'r50' else 'stripped']
+    ckpt = rm_ckpts[kind]['stripped' if kind == 'pvt' else 'backbone']
     report = check_backbone_init(REPO_ROOT / config, checkpoint=ckpt)
     assert_loaded_exactly(report, report.model.backbone.state_dict(), ckpt)
 
@@ -258,6 +285,22 @@ def test_checker_cli(rm_ckpts, capsys):
     assert 'OK' in capsys.readouterr().out
     assert main([config, '--checkpoint', rm_ckpts['pvt']['full']]) == 1
     assert 'MISMATCH' in capsys.readouterr().out
+
+
+def test_swin_without_stage_norms_is_caught(rm_ckpts, tmp_path):
+    """MMDetection's Swin loads with ``nn.Module.load_state_dict(strict=False)``, which warns
+    about nothing: the recorder sees that call too, so a Swin checkpoint written without
+    ``--swin-stage-norms`` reports exactly the three stage-output norms it lacks."""
+    plain = tmp_path / 'swin_plain.pth'
+    _load_converter().main([rm_ckpts['swin']['full'], str(plain)])
+    report = check_backbone_init(
+        REPO_ROOT / 'configs/downstream/mmdet/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
+        checkpoint=str(plain))
+    assert not report.ok
+    (load, ) = report.backbone_loads
+    assert load.missing_keys == sorted(f'norm{i}.{p}' for i in range(3)
+                                       for p in ('bias', 'weight'))
+    assert not load.unexpected_keys and not load.mismatched_shapes
 
 
 class _ListHandler(logging.Handler):

@@ -80,12 +80,13 @@ def test_cost_report_cli(tiny_rm, tmp_path):
     m = re.search(r'- step_ms rm/cutmix: ([\d.]+)', proc.stdout)
     assert float(m.group(1)) == pytest.approx(printed['+ RM'] / printed['+ CutMix'], rel=2e-3)
     assert 'sibling config' in proc.stdout  # Mixup taken from tiny_mixup.py
-    # --profile: per-step operator counts; the RoI pooling (one contraction with the box's
-    # weights, forward once per step; no RoIAlign kernel) is what RM runs and CutMix does not
+    # --profile: per-step operator counts; the RoI pooling (one matrix-vector product with
+    # the box's weights, forward once per step; no RoIAlign kernel) and the fused consistency
+    # loss are what RM runs and CutMix does not
     prof = report['profiles']
     assert set(prof) == {'rm', 'cutmix'}
-    assert prof['rm']['aten::einsum']['count'] == 1.0
-    assert 'aten::einsum' not in prof['cutmix']
+    assert prof['rm']['aten::mv']['count'] == 1.0 and 'aten::mv' not in prof['cutmix']
+    assert prof['rm']['WeightedKL']['count'] == 1.0
     assert not any('RoIAlign' in op for op in prof['rm'])
     assert prof['rm']['aten::convolution']['count'] == prof['cutmix']['aten::convolution'][
         'count'] > 0

@@ -3,6 +3,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
@@ -67,3 +68,19 @@ def test_backbone_only_conversion_and_prefix_strip():
     backbone = MODELS.build(BACKBONE)
     res = backbone.load_state_dict(bare['state_dict'], strict=True)
     assert res.missing_keys == [] and res.unexpected_keys == []
+
+
+def test_swin_stage_norms_are_added_at_layernorm_init_and_nothing_else_changes():
+    from mmrm.utils import add_swin_stage_norms
+    state = {'backbone.stages.0.blocks.0.norm1.weight': torch.rand(4),
+             'backbone.stages.1.blocks.0.norm1.weight': torch.rand(8),
+             'backbone.norm1.weight': torch.rand(8), 'backbone.norm1.bias': torch.rand(8),
+             'backbone.patch_embed.projection.weight': torch.rand(4, 3, 4, 4)}
+    before = {k: v.clone() for k, v in state.items()}
+    added = add_swin_stage_norms(state)
+    assert added == ['backbone.norm0.weight', 'backbone.norm0.bias']
+    assert torch.equal(state['backbone.norm0.weight'], torch.ones(4))
+    assert torch.equal(state['backbone.norm0.bias'], torch.zeros(4))
+    assert all(torch.equal(state[k], v) for k, v in before.items())
+    with pytest.raises(ValueError, match='no Swin backbone'):
+        add_swin_stage_norms({'backbone.conv1.weight': torch.rand(1)})

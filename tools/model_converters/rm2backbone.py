@@ -12,6 +12,13 @@ its ``init_weights`` ignores ``prefix`` (see ``configs/downstream/README.md``)::
         work_dirs/pvt-v2-b1_8xb128_in1k_rm/backbone.pth --strip-prefix
 
     python tools/model_converters/rm2backbone.py work_dirs/rm/epoch_300.pth rm_r50_backbone.pth
+
+``--swin-stage-norms`` gives a classification Swin the LayerNorms of all four stage outputs that
+MMDetection's / MMSegmentation's Swin have (``norm0``-``norm2`` at LayerNorm's initial values;
+see :func:`mmrm.utils.add_swin_stage_norms`)::
+
+    python tools/model_converters/rm2backbone.py work_dirs/swin-tiny_16xb64_in1k_rm/epoch_300.pth \
+        work_dirs/swin-tiny_16xb64_in1k_rm/backbone.pth --swin-stage-norms
 """
 import argparse
 import os.path as osp
@@ -21,7 +28,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
-from mmrm.utils import convert_rm_checkpoint  # noqa: E402
+from mmrm.utils import add_swin_stage_norms, convert_rm_checkpoint  # noqa: E402
 
 
 def main(argv=None):
@@ -30,9 +37,17 @@ def main(argv=None):
     parser.add_argument('dst', help='output backbone checkpoint')
     parser.add_argument('--strip-prefix', action='store_true',
                         help='remove the "backbone." prefix from the keys')
+    parser.add_argument('--swin-stage-norms', action='store_true',
+                        help='Swin: add the stage-output LayerNorms that MMDetection\'s and '
+                        'MMSegmentation\'s Swin have (norm0-norm2) at their initial values')
     args = parser.parse_args(argv)
     ckpt = torch.load(args.src, map_location='cpu')
     out, dropped = convert_rm_checkpoint(ckpt, backbone_only=True, strip_prefix=args.strip_prefix)
+    if args.swin_stage_norms:
+        added = add_swin_stage_norms(out['state_dict'],
+                                     prefix='' if args.strip_prefix else 'backbone.')
+        print(f'added {len(added)} stage-output LayerNorm weights at their initial values: '
+              f'{", ".join(sorted({k.rsplit(".", 1)[0] for k in added})) or "none"}')
     torch.save(out, args.dst)
     groups = sorted({k.split('.')[0] for k in dropped})
     print(f'dropped {len(dropped)} non-backbone keys (from: {", ".join(groups) or "none"})')

@@ -1,0 +1,7 @@
+# CutMix twin of convnext-tiny_32xb128_in1k_rm.py: MMPretrain's ConvNeXt-T recipe with CutMix
+# (alpha 1.0, every batch) in place of its Mixup/CutMix switch.
+_base_ = 'mmpretrain::convnext/convnext-tiny_32xb128_in1k.py'
+
+custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)
+
+model = dict(train_cfg=dict(_delete_=True, augments=dict(type='CutMix', alpha=1.0)))

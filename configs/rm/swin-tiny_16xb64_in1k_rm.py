@@ -1,0 +1,11 @@
+# RecursiveMix on MMPretrain's Swin-T recipe (ImageNet, 300 epochs, AdamW, label smoothing 0.1,
+# 16 GPUs x 64): the model zoo config with RM in place of its Mixup/CutMix switch; alpha 0.5 and
+# omega 0.5 are the paper's ImageNet settings. Downstream: configs/downstream/*swin-t*.
+_base_ = 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py'
+
+custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)
+
+model = dict(
+    type='RMClassifier',
+    roi_head=dict(type='RoIConsistencyHead', omega=0.5),
+    train_cfg=dict(_delete_=True, augments=dict(type='RecursiveMixBatchAugment', alpha=0.5)))

@@ -6,15 +6,15 @@
 #
 #   bash scripts/cuda_checks.sh [OUT_DIR]      (default work_dirs/cuda_checks)
 #
-# Environment: PYTHON (default: the repository's .venv/bin/python if any, else python), ROI_BACKEND (mmcv | torchvision; torchvision where
-# mmcv was built without CUDA ops), DEMO (1: train the 4-epoch Fashion-MNIST demo config from
+# Environment: PYTHON (default: the repository's .venv/bin/python if any, else python),
+# ROI_BACKEND (matmul, the default, needs no compiled ops | mmcv | torchvision), DEMO (1: train the 4-epoch Fashion-MNIST demo config from
 # data/fashion_mnist, as `make demo` does on CPU; 0 skips it), ONLY (space-separated step names
 # to run, e.g. ONLY="sync cost_b32"; default all).
 set -u
 OUT_DIR=${1:-work_dirs/cuda_checks}
 source "$(dirname "$0")/../tools/python.sh"
 PY=$PYTHON
-ROI_BACKEND=${ROI_BACKEND:-mmcv}
+ROI_BACKEND=${ROI_BACKEND:-matmul}
 DEMO=${DEMO:-1}
 CFG=configs/rm/resnet50_8xb32_in1k_rm.py
 OPTS="model.roi_head.roi_backend=${ROI_BACKEND}"
@@ -55,6 +55,26 @@ for h, w in [(28, 28), (32, 32), (224, 224), (256, 320)]:
             n += 1
 print(f'nearest_resize == F.interpolate(nearest) on CUDA for {n} output sizes')"
 
+# the matmul 1x1 RoIAlign (default roi_backend) == torchvision's RoIAlign kernel on CUDA
+step roi_matmul "$PY" -c "
+import torch, torchvision
+from mmrm.models import RoIConsistencyHead
+head = RoIConsistencyHead(num_classes=3, in_channels=8)
+g = torch.Generator().manual_seed(0)
+n = 0
+for h, w, stride in [(7, 7, 32), (14, 14, 16), (4, 6, 8), (9, 5, 3)]:
+    feat = torch.randn(4, 8, h, w, device='cuda')
+    for _ in range(50):
+        x1, x2 = sorted(torch.randint(0, w * stride + 1, (2,), generator=g).tolist())
+        y1, y2 = sorted(torch.randint(0, h * stride + 1, (2,), generator=g).tolist())
+        box = (x1, y1, x2, y2)
+        rois = torch.tensor([[i, *box] for i in range(4)], dtype=torch.float32, device='cuda')
+        ref = torchvision.ops.roi_align(feat, rois, 1, 1 / stride, 0, True).flatten(1)
+        torch.testing.assert_close(head.pool(feat, box, (h * stride, w * stride)), ref,
+                                   rtol=1e-5, atol=1e-5)
+        n += 1
+print(f'matmul RoI pooling == torchvision RoIAlign on CUDA for {n} boxes')"
+
 step op_time "$PY" tools/analysis_tools/benchmark_batch_augment.py --device cuda --repeats 300
 
 step sync "$PY" tools/analysis_tools/cuda_sync_check.py "$CFG" --batch 32 \
@@ -63,6 +83,9 @@ step sync "$PY" tools/analysis_tools/cuda_sync_check.py "$CFG" --batch 32 \
 # batch 32: the config's images per GPU (8 GPUs x 32)
 step cost_b32 "$PY" tools/analysis_tools/rm_cost_report.py "$CFG" --batch 32 --repeats 30 \
     --warmup 5 --profile 5 --device cuda --json "$OUT_DIR/cost_b32.json" --cfg-options "$OPTS"
+
+step cost_b128 "$PY" tools/analysis_tools/rm_cost_report.py "$CFG" --batch 128 --repeats 30 \
+    --warmup 5 --memory none --device cuda --json "$OUT_DIR/cost_b128.json" --cfg-options "$OPTS"
 
 if [ "$DEMO" = 1 ]; then
     step demo_train "$PY" tools/train.py configs/rm/resnet18-w16_1xb128_fashion-mnist_rm.py \

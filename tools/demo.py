@@ -33,6 +33,21 @@ def draw_mix_grid(argv):
     return module.main(argv)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), for the record of where a result came
+    from: results differ slightly between CPU models (their oneDNN kernels accumulate in other
+    orders) and thread counts, while a rerun on the same machine repeats them."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
@@ -81,6 +96,9 @@ def main():
     print(f'checkpoint:            {ckpt}')
     print(f'recursive-mix samples: {grid}')
     print(f'wall time:             {wall / 60:.1f} min')
+    print(f'measured on:           {cpu_model()}, {torch.get_num_threads()} torch threads, '
+          f'seed {cfg.randomness.seed} (other CPUs / thread counts give slightly other '
+          'numbers; a rerun here gives the same)')
     print('=' * 72)
 
 

@@ -10,12 +10,13 @@ synchronising calls of
    (page-locked images, non-blocking copy; ``--no-pin`` for a pageable batch).
 
 It prints the counts with their sites and exits with status 1 if the RM op synchronises, if RM
-code (the ``mmrm`` package) synchronises in a training step, or if an RM step synchronises more
-often than a baseline step. Needs a CUDA device.
+code (the ``mmrm`` package) synchronises in a training step, or if an RM step (pinned input)
+synchronises at all: ``RMDataPreprocessor`` copies labels and inputs without blocking. Needs a
+CUDA device.
 
     python tools/analysis_tools/cuda_sync_check.py configs/rm/resnet50_8xb32_in1k_rm.py \\
         [--batch 32] [--shape 3x224x224] [--steps 3] [--json out.json] \\
-        [--cfg-options model.roi_head.roi_backend=torchvision]
+        [--cfg-options model.roi_head.roi_backend=mmcv]
 """
 import argparse
 import json
@@ -118,9 +119,10 @@ def main(argv=None):
     if steps['rm']['in_mmrm']:
         failures.append('mmrm code synchronises in a training step: ' + ', '.join(
             s for s in steps['rm']['sites'] if is_mmrm_site(s)))
-    if steps['rm']['per_step'] > steps['baseline']['per_step']:
-        failures.append(f"an RM step synchronises {steps['rm']['per_step']:g} times, the "
-                        f"baseline {steps['baseline']['per_step']:g}")
+    if steps['rm']['per_step'] and not args.no_pin:
+        # RMDataPreprocessor copies labels and inputs without blocking: nothing may wait
+        failures.append(f"an RM step synchronises {steps['rm']['per_step']:g} times (0 "
+                        f"expected; the baseline {steps['baseline']['per_step']:g})")
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(torch=torch.__version__, device=torch.cuda.get_device_name(),
@@ -130,8 +132,7 @@ def main(argv=None):
     for msg in failures:
         print('FAIL:', msg)
     if not failures:
-        print('OK: the RM op and the RM code make no host-device synchronisation; an RM step '
-              'synchronises no more often than a baseline step')
+        print('OK: the RM op and the RM training step make no host-device synchronisation')
     return 1 if failures else 0
 
 

@@ -260,6 +260,14 @@ BAD_CONFIGS = [
     (dict(head=dict(cal_acc=True)), 'cal_acc'),
     (dict(head=dict(type='MultiLabelLinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
                     _replace=True)), 'does not compute its loss as ClsHead'),
+    # ArcFace adds its margin only inside its own loss(): the RM path would train it without
+    (dict(head=dict(type='ArcFaceClsHead', num_classes=NUM_CLASSES, in_channels=64,
+                    _replace=True)), 'ArcFaceClsHead does not compute its loss as ClsHead'),
+    (dict(head=dict(type='ConformerHead', num_classes=NUM_CLASSES, in_channels=[64, 64],
+                    _replace=True)), 'ConformerHead does not compute its loss as ClsHead'),
+    # LeViT's distillation head raises in training mode: refused when built, not at step 1
+    (dict(head=dict(type='LeViTClsHead', num_classes=NUM_CLASSES, in_channels=64,
+                    distillation=True, _replace=True)), 'distillation=False'),
     (dict(backbone=dict(type='RMTestMLP', _replace=True), neck=None,
           head=dict(in_channels=16)), 'cannot find a spatial feature map before the '
      'classifier of RMTestMLP'),

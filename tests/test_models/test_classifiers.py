@@ -267,6 +267,15 @@ BAD_CONFIGS = [
      'share_fc=True needs the main classifier \\(head.layers.1.fc\\) to take'),
     (dict(neck=dict(type='LinearNeck', in_channels=64, out_channels=32, gap_dim=2, _replace=True),
           head=dict(in_channels=32)), 'set roi_head.in_channels'),
+    # the shared layer takes the pooled width, but the head normalises / transforms first:
+    # H' would not be the main classifier (the whole-image box would not give its logits)
+    (dict(head=dict(type='LeViTClsHead', num_classes=NUM_CLASSES, in_channels=64,
+                    distillation=False, _replace=True), roi_head=dict(share_fc=True)),
+     'share_fc=True needs the main classifier \\(head.head.linear\\) to be the only layer '
+     'with weights in the head, but head.head.bn'),
+    (dict(head=dict(type='StackedLinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
+                    mid_channels=[64], _replace=True), roi_head=dict(share_fc=True)),
+     'but head.layers.0.fc'),
     (dict(head=dict(cal_acc=True)), 'cal_acc'),
     (dict(head=dict(type='MultiLabelLinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
                     _replace=True)), 'does not compute its loss as ClsHead'),

@@ -186,6 +186,16 @@ class RMClassifier(ImageClassifier):
                     f'({self._final_linear_name}) to take the pooled map\'s '
                     f'{roi.in_channels} channels, but it takes {final_linear.in_features} '
                     '(the head transforms the pooled feature first); set share_fc=False')
+            # a norm or a layer of the same width before it (LeViT's BN1d) would be skipped
+            # by H', which then is not the main classifier though the widths agree
+            before = [f'head.{n}' for n, m in self.head.named_modules()
+                      if m is not final_linear and any(True for _ in m.parameters(False))]
+            if before:
+                raise ValueError(
+                    f'RMClassifier: roi_head.share_fc=True needs the main classifier '
+                    f'({self._final_linear_name}) to be the only layer with weights in the '
+                    f'head, but {", ".join(before)} transforms the pooled feature too; set '
+                    'share_fc=False')
         aug = self.data_preprocessor.rm_augment
         if roi.omega > 0 and not aug.use_history:
             raise ValueError('RMClassifier: RecursiveMixBatchAugment(use_history=False) has no '

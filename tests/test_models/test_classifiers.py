@@ -222,6 +222,20 @@ def test_share_fc_reuses_the_main_fc_and_matches_baseline_params():
     assert rm.head.fc.weight.grad.abs().sum() > 0
 
 
+def test_shared_fc_on_the_whole_image_box_is_the_main_classifier():
+    """With share_fc, H' IS the main classifier: the 1x1 RoIAlign of the whole-image box is the
+    global average the main path pools, so the RoI logits equal the main logits (what the
+    build-time check keeps true by refusing heads with other weighted layers)."""
+    torch.manual_seed(0)
+    rm = MODELS.build(tiny_model_cfg(roi_head=dict(share_fc=True))).eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad(), rm.feature_tap.capture((32, 32)) as found:
+        logits = rm.head(rm.extract_feat(x))
+    roi = rm.roi_head(found.map, (0, 0, 32, 32), (32, 32), fc=rm.head.fc,
+                      post_pool=found.post_pool)
+    torch.testing.assert_close(roi, logits, rtol=1e-5, atol=1e-6)
+
+
 def test_amp_bf16_losses_follow_float32_and_train(model):
     """Under bf16 autocast (CPU AMP) both terms follow the float32 ones on the same batches and
     history (the RoI pooling, H' and the fused KL run in low precision or float32 as autocast

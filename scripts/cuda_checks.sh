@@ -7,13 +7,15 @@
 #   bash scripts/cuda_checks.sh [OUT_DIR]      (default work_dirs/cuda_checks)
 #
 # Environment: PYTHON (default: the repository's .venv/bin/python if any, else python),
-# ROI_BACKEND (matmul, the default, needs no compiled ops | mmcv | torchvision), DEMO (1: train the 4-epoch Fashion-MNIST demo config from
-# data/fashion_mnist, as `make demo` does on CPU; 0 skips it), ONLY (space-separated step names
-# to run, e.g. ONLY="sync cost_b32"; default all).
+# ROI_BACKEND (the RoI head's roi_backend: matmul, the default and what RM trains with, or
+# mmcv | torchvision to check those kernels; mmcv needs its CUDA ops), DEMO (1: train the
+# 4-epoch Fashion-MNIST demo config from data/fashion_mnist, as `make demo` does on CPU; 0
+# skips it), ONLY (space-separated step names to run, e.g. ONLY="sync cost_b32"; default all).
 set -u
 OUT_DIR=${1:-work_dirs/cuda_checks}
 source "$(dirname "$0")/../tools/python.sh"
 PY=$PYTHON
+# the head's default: the checks measure what a config without roi_backend trains with
 ROI_BACKEND=${ROI_BACKEND:-matmul}
 DEMO=${DEMO:-1}
 CFG=configs/rm/resnet50_8xb32_in1k_rm.py

@@ -2,7 +2,9 @@
 
 A synchronisation (``.item()``, ``bool(tensor)``, a blocking copy, ``nonzero`` ...) makes the
 host wait for the GPU and stalls the launch queue. RecursiveMix is built to add none: the box is
-drawn on the host, the history is a device tensor, lambda reaches the loss as a device tensor.
+drawn on the host, the history is a device tensor, lambda reaches the loss as a host float (a
+scale, never a device tensor) and the labels and RoI weights reach the device by non-blocking
+copies from page-locked memory.
 This module checks that with ``torch.cuda.set_sync_debug_mode('warn')``: every synchronising
 call then raises a warning whose location is the Python line that made it, so the sites can be
 counted per training step and attributed (inside ``mmrm`` or in the libraries below it).

@@ -222,16 +222,40 @@ def test_share_fc_reuses_the_main_fc_and_matches_baseline_params():
     assert rm.head.fc.weight.grad.abs().sum() > 0
 
 
-def test_amp_bf16_step_on_cpu_is_finite(model):
-    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+def test_shared_fc_on_the_whole_image_box_is_the_main_classifier():
+    """With share_fc, H' IS the main classifier: the 1x1 RoIAlign of the whole-image box is the
+    global average the main path pools, so the RoI logits equal the main logits (what the
+    build-time check keeps true by refusing heads with other weighted layers)."""
+    torch.manual_seed(0)
+    rm = MODELS.build(tiny_model_cfg(roi_head=dict(share_fc=True))).eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad(), rm.feature_tap.capture((32, 32)) as found:
+        logits = rm.head(rm.extract_feat(x))
+    roi = rm.roi_head(found.map, (0, 0, 32, 32), (32, 32), fc=rm.head.fc,
+                      post_pool=found.post_pool)
+    torch.testing.assert_close(roi, logits, rtol=1e-5, atol=1e-6)
+
+
+def test_amp_bf16_losses_follow_float32_and_train(model):
+    """Under bf16 autocast (CPU AMP) both terms follow the float32 ones on the same batches and
+    history (the RoI pooling, H' and the fused KL run in low precision or float32 as autocast
+    decides), the consistency term is live once a box is pasted, and an update moves H'."""
+    model32 = copy.deepcopy(model)
+    model.data_preprocessor.rm_augment.sample_box = lambda h, w: (4, 8, 28, 24)
+    optim = OptimWrapper(torch.optim.SGD(model.roi_head.parameters(), lr=1.))
     for seed in range(3):
         data = model.data_preprocessor(data_batch(seed=seed), True)
         with torch.autocast('cpu', dtype=torch.bfloat16):
             losses = model.loss(**data)
-        assert all(torch.isfinite(v) for v in losses.values())
-        optim.update_params(sum(losses.values()))
+        ref = model32.loss(**data)
+        assert losses['loss_rm'].dtype == torch.float32
+        for key in ('loss', 'loss_rm'):
+            torch.testing.assert_close(losses[key].float(), ref[key], rtol=3e-2, atol=1e-6)
+        assert (losses['loss_rm'].item() > 0) == (seed > 0)
     assert model._hist_logits.dtype == torch.bfloat16
-    assert data['rm_mix'].lam >= 0
+    before = model.roi_head.fc.weight.detach().clone()
+    optim.update_params(losses['loss_rm'])
+    assert not torch.equal(model.roi_head.fc.weight, before)
 
 
 BAD_CONFIGS = [
@@ -257,9 +281,26 @@ BAD_CONFIGS = [
      'share_fc=True needs the main classifier \\(head.layers.1.fc\\) to take'),
     (dict(neck=dict(type='LinearNeck', in_channels=64, out_channels=32, gap_dim=2, _replace=True),
           head=dict(in_channels=32)), 'set roi_head.in_channels'),
+    # the shared layer takes the pooled width, but the head normalises / transforms first:
+    # H' would not be the main classifier (the whole-image box would not give its logits)
+    (dict(head=dict(type='LeViTClsHead', num_classes=NUM_CLASSES, in_channels=64,
+                    distillation=False, _replace=True), roi_head=dict(share_fc=True)),
+     'share_fc=True needs the main classifier \\(head.head.linear\\) to be the only layer '
+     'with weights in the head, but head.head.bn'),
+    (dict(head=dict(type='StackedLinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
+                    mid_channels=[64], _replace=True), roi_head=dict(share_fc=True)),
+     'but head.layers.0.fc'),
     (dict(head=dict(cal_acc=True)), 'cal_acc'),
     (dict(head=dict(type='MultiLabelLinearClsHead', num_classes=NUM_CLASSES, in_channels=64,
                     _replace=True)), 'does not compute its loss as ClsHead'),
+    # ArcFace adds its margin only inside its own loss(): the RM path would train it without
+    (dict(head=dict(type='ArcFaceClsHead', num_classes=NUM_CLASSES, in_channels=64,
+                    _replace=True)), 'ArcFaceClsHead does not compute its loss as ClsHead'),
+    (dict(head=dict(type='ConformerHead', num_classes=NUM_CLASSES, in_channels=[64, 64],
+                    _replace=True)), 'ConformerHead does not compute its loss as ClsHead'),
+    # LeViT's distillation head raises in training mode: refused when built, not at step 1
+    (dict(head=dict(type='LeViTClsHead', num_classes=NUM_CLASSES, in_channels=64,
+                    distillation=True, _replace=True)), 'distillation=False'),
     (dict(backbone=dict(type='RMTestMLP', _replace=True), neck=None,
           head=dict(in_channels=16)), 'cannot find a spatial feature map before the '
      'classifier of RMTestMLP'),

@@ -165,6 +165,26 @@ def test_placement_survives_a_norm_replaced_after_build():
     assert calls['layer3.0.dropblock_norm1'] == 1
 
 
+def test_a_deep_copy_applies_its_own_dropblocks_once():
+    """A deep copy (an EMA / SWA averaged model, an analysis copy) must drop with its OWN
+    layers, once each, and follow its own train / eval mode, never the original's."""
+    model = backbone()
+    clone = copy.deepcopy(model)
+    calls, clone_calls = count_calls(model), count_calls(clone)
+    model.train(), clone.train()
+    clone(torch.randn(2, 3, 32, 32))
+    assert set(calls.values()) == {0}, calls
+    assert set(clone_calls.values()) == {1}, clone_calls
+    # the original training, its copy evaluating: the copy is the plain function
+    model.eval(), clone.eval()
+    plain = MODELS.build(dict(type='ResNet', depth=18))
+    plain.load_state_dict(clone.state_dict())
+    plain.eval()
+    model.train()
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(clone(x)[0], plain(x)[0])
+
+
 def test_pyramidnet_placement():
     model = MODELS.build(dict(
         type='DropBlockBackbone', backbone_type='PyramidNet', depth=20, alpha=48,

@@ -209,3 +209,20 @@ def test_weighted_kl_matches_autograd_of_kl_div_in_value_and_gradient():
     loss = WeightedKL.apply(z16, p_h, 0.5)
     loss.backward()
     assert loss.dtype == torch.float32 and z16.grad.dtype == torch.bfloat16
+
+
+def test_cached_weights_made_under_inference_mode_still_train():
+    """The RoI weights are cached per box: a first use under ``torch.inference_mode`` (a
+    visualisation, an analysis) must not leave an inference tensor that a later training step
+    cannot save for backward."""
+    head = RoIConsistencyHead(num_classes=3, in_channels=2)
+    box, input_hw = (3, 5, 29, 21), (40, 44)  # a box no other test caches
+    feat = torch.randn(2, 2, 5, 11)
+    with torch.inference_mode():
+        eval_pooled = head.pool(feat, box, input_hw)
+    f = feat.clone().requires_grad_()
+    pooled = head.pool(f, box, input_hw)
+    pooled.sum().backward()
+    torch.testing.assert_close(pooled.detach(), eval_pooled)
+    weights = roi_align_1x1_weights(box, input_hw, (5, 11))
+    torch.testing.assert_close(f.grad, weights.expand(2, 2, 5, 11))

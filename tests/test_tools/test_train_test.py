@@ -8,6 +8,7 @@
 * ``dist_test.sh`` (2 processes) on that checkpoint: metrics printed, ``--out`` pickle holds one
   prediction per test image.
 """
+import inspect
 import os
 import pickle
 import re
@@ -221,3 +222,12 @@ def test_cuda_checks_script_runs_selected_steps_and_counts_failures(tmp_path):
         assert sorted(p.name for p in out.iterdir()) == ['cost_b32.log', 'sync.log']
         assert f'failed steps: {expect_rc}' in proc.stdout
         assert '=== sync: ' in proc.stdout and '=== op_time' not in proc.stdout
+    # by default the checks run the RoI head's default backend, the one RM trains with
+    from mmrm.models import RoIConsistencyHead
+    default = inspect.signature(RoIConsistencyHead).parameters['roi_backend'].default
+    for env, backend in (({}, default), (dict(ROI_BACKEND='torchvision'), 'torchvision')):
+        proc = subprocess.run(['bash', script, str(tmp_path / f'b_{backend}')],
+                              cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, PYTHON='true', ONLY='sync', **env))
+        sync_cmd = next(line for line in proc.stdout.splitlines() if line.startswith('=== sync:'))
+        assert f'model.roi_head.roi_backend={backend} ' in sync_cmd + ' ', sync_cmd

@@ -17,7 +17,7 @@ and written to ``<work-root>/results.md``) and a bar plot (PNG).
 On a GPU, where one run of this small network leaves the device mostly idle, ``--jobs N``
 trains N runs at once (each run's output then goes to ``<work-root>/<method>_seed<seed>.log``);
 ``--rm-cfg-options`` are given to the RM runs only (e.g.
-``model.roi_head.roi_backend=torchvision`` where mmcv has no CUDA ops).
+``model.roi_head.omega=0.2``).
 """
 import argparse
 import json

@@ -93,6 +93,11 @@ class DropBlock(nn.Module):
         mask = self.block_mask(x, drop_prob).to(x.dtype)
         return x * mask * (mask.numel() / mask.sum().clamp_min(1.))
 
+    def apply_to_output(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook: this layer on another module's output. A bound method, not a closure:
+        a deep copy of the model (EMA, SWA) then hooks the copy's own layer, and it pickles."""
+        return self(output)
+
     def extra_repr(self) -> str:
         return (f'drop_prob={self.drop_prob}, block_size={self.block_size}, '
                 f"schedule='{self.schedule}'")

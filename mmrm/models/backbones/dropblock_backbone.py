@@ -23,13 +23,14 @@ BRANCH_NORMS = {
 class _NormDropBlocks:
     """Forward hooks that apply a block's DropBlocks to the outputs of its branch norms.
 
-    Kept as (block, norm name) pairs and re-attached before each forward when a norm module was
-    replaced after build (e.g. ``sync_bn`` converting BN to SyncBN, which copies a module's
-    children but not its hooks), so the placement cannot silently disappear."""
+    Kept as (block, norm name, DropBlock) and re-attached before each forward when a norm
+    module was replaced after build (e.g. ``sync_bn`` converting BN to SyncBN, which copies a
+    module's children but not its hooks), so the placement cannot silently disappear. The hook
+    is the DropBlock's bound :meth:`~DropBlock.apply_to_output`, so a deep copy of the model
+    carries hooks to its own layers, and a norm that has it is never hooked twice."""
 
     def __init__(self):
         self.entries = []  # (block, norm attribute name, DropBlock)
-        self.hooked = {}  # id(norm module) -> (norm module, hook handle)
 
     def add(self, block: nn.Module, norm_name: str, dropblock: DropBlock) -> None:
         block.add_module(f'dropblock_{norm_name}', dropblock)
@@ -38,10 +39,9 @@ class _NormDropBlocks:
     def attach(self, *args) -> None:
         for block, norm_name, dropblock in self.entries:
             norm = getattr(block, norm_name)
-            if self.hooked.get(id(norm), (None, ))[0] is not norm:
-                handle = norm.register_forward_hook(
-                    lambda mod, args, out, db=dropblock: db(out))
-                self.hooked[id(norm)] = (norm, handle)
+            if not any(getattr(hook, '__self__', None) is dropblock
+                       for hook in norm._forward_hooks.values()):
+                norm.register_forward_hook(dropblock.apply_to_output)
 
 
 def add_dropblock(block: nn.Module, dropblock_cfg: dict, hooks: _NormDropBlocks) -> None:

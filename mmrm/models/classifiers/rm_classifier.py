@@ -15,6 +15,11 @@ from ..heads import RoIConsistencyHead
 from ..utils import build_feature_tap
 
 
+#: heads whose ``loss`` override only refuses distillation (checked at build time) and is
+#: otherwise ClsHead's
+_LOSS_ONLY_REFUSES_DISTILLATION = ('EfficientFormerClsHead', )
+
+
 @MODELS.register_module()
 class RMClassifier(ImageClassifier):
     r"""Image classifier with RecursiveMix's RoI consistency head (paper Eq. 3-5), for any
@@ -101,8 +106,15 @@ class RMClassifier(ImageClassifier):
 
     # ---------------------------------------------------------------- build-time checks
     def _check_head_loss(self) -> None:
+        """:meth:`loss` computes ``head.loss_module(head(feats), scores)``, which is the head's
+        own loss only where neither ``loss`` nor ``_get_loss`` is overridden: ArcFace, say,
+        adds its margin inside its ``loss`` and would silently train without it here."""
         head = self.head
-        if not isinstance(head, ClsHead) or type(head)._get_loss is not ClsHead._get_loss:
+        own_loss = isinstance(head, ClsHead) and [
+            cls.__name__ for cls in type(head).__mro__[:type(head).__mro__.index(ClsHead)]
+            if ('loss' in vars(cls) or '_get_loss' in vars(cls))
+            and cls.__name__ not in _LOSS_ONLY_REFUSES_DISTILLATION]
+        if not isinstance(head, ClsHead) or own_loss:
             raise ValueError(
                 f'RMClassifier: the head {type(head).__name__} does not compute its loss as '
                 "ClsHead does (loss_module on the logits and the batch's targets), which the "
@@ -111,7 +123,7 @@ class RMClassifier(ImageClassifier):
         if getattr(head, 'cal_acc', False):
             raise ValueError('RMClassifier: head.cal_acc=True needs hard labels, but RM mixes '
                              'them; set cal_acc=False')
-        if getattr(head, 'dist', False):
+        if getattr(head, 'dist', False) or getattr(head, 'distillation', False):
             raise ValueError(f'RMClassifier: {type(head).__name__} with a distillation token '
                              'cannot be trained in MMPretrain (it needs a teacher); set '
                              'distillation=False')
@@ -174,6 +186,16 @@ class RMClassifier(ImageClassifier):
                     f'({self._final_linear_name}) to take the pooled map\'s '
                     f'{roi.in_channels} channels, but it takes {final_linear.in_features} '
                     '(the head transforms the pooled feature first); set share_fc=False')
+            # a norm or a layer of the same width before it (LeViT's BN1d) would be skipped
+            # by H', which then is not the main classifier though the widths agree
+            before = [f'head.{n}' for n, m in self.head.named_modules()
+                      if m is not final_linear and any(True for _ in m.parameters(False))]
+            if before:
+                raise ValueError(
+                    f'RMClassifier: roi_head.share_fc=True needs the main classifier '
+                    f'({self._final_linear_name}) to be the only layer with weights in the '
+                    f'head, but {", ".join(before)} transforms the pooled feature too; set '
+                    'share_fc=False')
         aug = self.data_preprocessor.rm_augment
         if roi.omega > 0 and not aug.use_history:
             raise ValueError('RMClassifier: RecursiveMixBatchAugment(use_history=False) has no '

@@ -50,7 +50,10 @@ def _weights(box: Tuple[float, float, float, float], input_hw: Tuple[int, int],
     (in_h, in_w), (h, w) = input_hw, grid_hw
     wy = _axis_weights(y1, y2, h / in_h, h)
     wx = _axis_weights(x1, x2, w / in_w, w)
-    return torch.from_numpy(np.outer(wy, wx).astype(np.float32))
+    # a tensor cached while inference mode is on (a first call from a visualisation) would be
+    # an inference tensor, which no later training step could save for backward
+    with torch.inference_mode(False):
+        return torch.from_numpy(np.outer(wy, wx).astype(np.float32))
 
 
 def roi_align_1x1_weights(box: Sequence[float], input_hw: Tuple[int, int],

@@ -5,3 +5,6 @@ _base_ = 'mmpretrain::convnext/convnext-tiny_32xb128_in1k.py'
 custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)
 
 model = dict(train_cfg=dict(_delete_=True, augments=dict(type='CutMix', alpha=1.0)))
+
+# keep the best epoch too: the paper reports it, and the authors fine-tune downstream from it
+default_hooks = dict(checkpoint=dict(save_best='auto'))

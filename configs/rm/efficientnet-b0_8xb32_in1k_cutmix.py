@@ -7,3 +7,6 @@ custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)
 model = dict(
     head=dict(loss=dict(use_soft=True)),
     train_cfg=dict(augments=dict(type='CutMix', alpha=1.0)))
+
+# keep the best epoch too: the paper reports it, and the authors fine-tune downstream from it
+default_hooks = dict(checkpoint=dict(save_best='auto'))

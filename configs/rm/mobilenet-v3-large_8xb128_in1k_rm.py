@@ -11,3 +11,6 @@ model = dict(
     head=dict(loss=dict(use_soft=True)),
     roi_head=dict(type='RoIConsistencyHead', omega=0.5),
     train_cfg=dict(augments=dict(type='RecursiveMixBatchAugment', alpha=0.5)))
+
+# keep the best epoch too: the paper reports it, and the authors fine-tune downstream from it
+default_hooks = dict(checkpoint=dict(save_best='auto'))

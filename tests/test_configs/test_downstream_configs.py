@@ -161,8 +161,10 @@ def test_there_are_the_paper_configs():
     for det in ('atss', 'gfl', 'mask-rcnn', 'htc'):
         for bb in ('r50', 'pvtv2-b1'):
             assert f'{det}_{bb}_fpn_1x_coco.py' in names
-    for seg in ('pspnet_r50-d8', 'pspnet_pvtv2-b1', 'upernet_r50', 'upernet_pvtv2-b1'):
+    for seg in ('pspnet_pvtv2-b1', 'upernet_pvtv2-b1'):
         assert f'{seg}_4xb4-80k_ade20k-512x512.py' in names
+    for seg in ('pspnet_r50-d8', 'upernet_r50'):  # as the authors' logs: 8 GPUs x 2 images
+        assert f'{seg}_8xb2-80k_ade20k-512x512.py' in names
     # a transformer chain beyond the paper: Swin-T RM pretraining -> Mask R-CNN / UperNet
     assert 'mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py' in names
     assert 'upernet_swin-t-p4-w7_8xb2-80k_ade20k-512x512.py' in names
@@ -181,10 +183,18 @@ def test_config_settings(config):
     if kind_of(config) == 'r50':
         assert bb.type == 'ResNet' and bb.depth == 50 and not bb.get('deep_stem', False)
         assert bb.init_cfg.prefix == 'backbone.'
-        assert 'resnet50_8xb32_in1k_rm' in cfg.checkpoint
+        # the backbone of the best epoch (rm2backbone.py on the work dir), as the authors
+        assert cfg.checkpoint == 'work_dirs/resnet50_8xb32_in1k_rm/backbone.pth'
         if det:  # mmdet's defaults
             assert bb.frozen_stages == 1 and bb.norm_eval is True
             assert cfg.optim_wrapper.optimizer.type == 'SGD'
+        else:  # the authors' UperNet logs: AdamW 1e-4, wd 1e-4, poly(0.9) to 0, 8 x 2 images
+            opt = cfg.optim_wrapper.optimizer
+            assert dict(opt) == dict(type='AdamW', lr=1e-4, weight_decay=1e-4)
+            (poly, ) = cfg.param_scheduler
+            assert (poly.type, poly.eta_min, poly.power, poly.end) == ('PolyLR', 0., 0.9, 80000)
+            assert cfg.train_dataloader.batch_size == 2 and bb.norm_eval is False
+            assert tuple(bb.strides) == ((1, 2, 1, 1) if 'pspnet' in config else (1, 2, 2, 2))
     elif kind_of(config) == 'swin':
         # mmdet's / mmseg's own Swin-T, reading mmpretrain's key names (no converter)
         assert bb.type == 'SwinTransformer' and bb.embed_dims == 96

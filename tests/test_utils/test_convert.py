@@ -84,3 +84,29 @@ def test_swin_stage_norms_are_added_at_layernorm_init_and_nothing_else_changes()
     assert all(torch.equal(state[k], v) for k, v in before.items())
     with pytest.raises(ValueError, match='no Swin backbone'):
         add_swin_stage_norms({'backbone.conv1.weight': torch.rand(1)})
+
+
+def test_rm2backbone_takes_the_best_checkpoint_of_a_work_dir(tmp_path):
+    """What the downstream configs document (the authors fine-tune their best epoch):
+    ``rm2backbone.py WORK_DIR OUT`` converts WORK_DIR's one ``best_*.pth``, not the last epoch."""
+    best, last = rm_model(), rm_model()
+    for p in best.parameters():
+        p.data.fill_(0.5)
+    work = tmp_path / 'work'
+    work.mkdir()
+    torch.save(dict(state_dict=best.state_dict()), work / 'best_accuracy_top1_epoch_3.pth')
+    torch.save(dict(state_dict=last.state_dict()), work / 'epoch_4.pth')
+    tool = osp.join(ROOT, 'tools/model_converters/rm2backbone.py')
+    out = tmp_path / 'backbone.pth'
+    proc = subprocess.run([sys.executable, tool, str(work), str(out)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert 'best checkpoint of' in proc.stdout and 'best_accuracy_top1_epoch_3.pth' in proc.stdout
+    state = torch.load(out)['state_dict']
+    assert set(state) == {'backbone.' + k for k in best.backbone.state_dict()}
+    assert all(torch.all(v == 0.5) for k, v in state.items() if k.endswith('conv1.weight'))
+    (work / 'best_accuracy_top1_epoch_3.pth').unlink()
+    proc = subprocess.run([sys.executable, tool, str(work), str(out)], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and '0 best_*.pth checkpoints (found: epoch_4.pth)' in \
+        proc.stderr and 'save_best' in proc.stderr

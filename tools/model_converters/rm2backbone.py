@@ -1,6 +1,13 @@
 """Extract the backbone of an RM (or any mmpretrain) classification checkpoint for downstream
 repos (MMDetection, MMSegmentation, ...), reporting what was dropped.
 
+The source is a checkpoint file or a training work dir; a work dir gives its BEST checkpoint
+(``best_*.pth``, what ``default_hooks.checkpoint.save_best`` keeps), the one the RM authors
+fine-tune (their detection / segmentation logs load ``fold1_best.pth``)::
+
+    python tools/model_converters/rm2backbone.py work_dirs/resnet50_8xb32_in1k_rm \
+        work_dirs/resnet50_8xb32_in1k_rm/backbone.pth
+
 By default the keys keep their ``backbone.`` prefix, so downstream configs load either this file
 or the full checkpoint with the same line:
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
@@ -21,6 +28,7 @@ see :func:`mmrm.utils.add_swin_stage_norms`)::
         work_dirs/swin-tiny_16xb64_in1k_rm/backbone.pth --swin-stage-norms
 """
 import argparse
+import glob
 import os.path as osp
 import sys
 
@@ -31,9 +39,22 @@ import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
 from mmrm.utils import add_swin_stage_norms, convert_rm_checkpoint  # noqa: E402
 
 
+def best_checkpoint(work_dir: str) -> str:
+    """The one ``best_*.pth`` of a work dir (MMEngine's CheckpointHook with ``save_best``)."""
+    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))
+    if len(best) != 1:
+        found = ', '.join(osp.basename(p) for p in sorted(glob.glob(osp.join(work_dir, '*.pth'))))
+        raise SystemExit(
+            f'rm2backbone: {work_dir} holds {len(best)} best_*.pth checkpoints (found: '
+            f'{found or "no checkpoint"}); train with default_hooks.checkpoint.save_best '
+            '(the configs/rm recipes set save_best="auto") or pass the checkpoint file')
+    return best[0]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='classification checkpoint (RMClassifier or ImageClassifier)')
+    parser.add_argument('src', help='classification checkpoint (RMClassifier or ImageClassifier), '
+                        'or a work dir: its best_*.pth')
     parser.add_argument('dst', help='output backbone checkpoint')
     parser.add_argument('--strip-prefix', action='store_true',
                         help='remove the "backbone." prefix from the keys')
@@ -41,7 +62,10 @@ def main(argv=None):
                         help='Swin: add the stage-output LayerNorms that MMDetection\'s and '
                         'MMSegmentation\'s Swin have (norm0-norm2) at their initial values')
     args = parser.parse_args(argv)
-    ckpt = torch.load(args.src, map_location='cpu')
+    src = best_checkpoint(args.src) if osp.isdir(args.src) else args.src
+    if src != args.src:
+        print(f'best checkpoint of {args.src}: {osp.basename(src)}')
+    ckpt = torch.load(src, map_location='cpu')
     out, dropped = convert_rm_checkpoint(ckpt, backbone_only=True, strip_prefix=args.strip_prefix)
     if args.swin_stage_norms:
         added = add_swin_stage_norms(out['state_dict'],

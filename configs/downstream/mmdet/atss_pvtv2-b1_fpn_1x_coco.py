@@ -11,7 +11,7 @@ custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)
 # A BACKBONE-ONLY checkpoint with bare keys (``layers.*``), written from the RM (or baseline /
 # CutMix) ImageNet checkpoint by
 #   python tools/model_converters/rm2backbone.py \
-#       work_dirs/pvt-v2-b1_8xb128_in1k_rm/epoch_300.pth \
+#       work_dirs/pvt-v2-b1_8xb128_in1k_rm \
 #       work_dirs/pvt-v2-b1_8xb128_in1k_rm/backbone.pth --strip-prefix
 # Why not the full checkpoint with prefix='backbone.' as for ResNet-50: mmdet's
 # PyramidVisionTransformer.init_weights loads ``init_cfg.checkpoint`` itself and ignores

@@ -6,12 +6,14 @@ _base_ = 'mmdet::atss/atss_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)
 
-# The RM (or baseline / CutMix) ImageNet classification checkpoint: the full training checkpoint
-# (``backbone.*`` is picked by ``prefix``) or the output of
-# ``tools/model_converters/rm2backbone.py`` (keeps the ``backbone.`` prefix by default).
+# The backbone of the RM (or baseline / CutMix) ImageNet run's BEST checkpoint, as the authors
+# fine-tune (their ATSS logs load ``fold1_best.pth``), written by
+# ``python tools/model_converters/rm2backbone.py work_dirs/resnet50_8xb32_in1k_rm
+# work_dirs/resnet50_8xb32_in1k_rm/backbone.pth`` (a work dir picks its ``best_*.pth``; keys keep
+# their ``backbone.`` prefix). A full training checkpoint loads the same way (``prefix``).
 # NOTE: ``--cfg-options checkpoint=...`` does NOT reach the backbone (this variable is substituted
 # when the file is parsed); override ``model.backbone.init_cfg.checkpoint=PATH`` instead.
-checkpoint = 'work_dirs/resnet50_8xb32_in1k_rm/epoch_300.pth'
+checkpoint = 'work_dirs/resnet50_8xb32_in1k_rm/backbone.pth'
 
 model = dict(
     backbone=dict(

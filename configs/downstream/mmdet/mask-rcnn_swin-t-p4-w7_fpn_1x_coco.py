@@ -8,7 +8,7 @@ custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)
 # A BACKBONE-ONLY checkpoint (``backbone.*`` keys), written from the RM (or CutMix) ImageNet
 # checkpoint by
 #   python tools/model_converters/rm2backbone.py \
-#       work_dirs/swin-tiny_16xb64_in1k_rm/epoch_300.pth \
+#       work_dirs/swin-tiny_16xb64_in1k_rm \
 #       work_dirs/swin-tiny_16xb64_in1k_rm/backbone.pth --swin-stage-norms
 # mmdet's SwinTransformer.init_weights reads ``init_cfg.checkpoint`` itself and keeps only the
 # ``backbone.*`` keys (mmpretrain's Swin keys are mmdet's: no ``convert_weights``);

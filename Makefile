@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast data clean-venv
+.PHONY: install demo test test-fast data canvases downstream clean-venv
 
 install:  ## create .venv with torch, mmcv (ops), mmpretrain, mmdet, mmseg, mmrm (idempotent)
 	VENV=$(abspath $(VENV)) bash scripts/install_env.sh
@@ -13,6 +13,12 @@ data: install  ## Fashion-MNIST from Debian's dataset-fashion-mnist, in mmpretra
 
 demo: data  ## the main job: a short RecursiveMix training on Fashion-MNIST (CPU, minutes)
 	$(PY) tools/demo.py
+
+canvases: data  ## detection / segmentation data offline: canvases of Fashion-MNIST items
+	$(PY) tools/dataset_converters/fashion_mnist_canvases.py --src data/fashion_mnist --out data/fashion_mnist_canvas
+
+downstream: canvases  ## the transfer chain: pretrain, fine-tune ATSS/GFL/Mask R-CNN/HTC/PSPNet/UperNet, score
+	$(PY) tools/downstream.py
 
 test: install  ## the whole test suite
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -57,13 +57,13 @@ class FashionMNISTMissing(FileNotFoundError):
 @dataclass
 class CanvasOptions:
     """What a canvas dataset is made of (all of it is recorded in ``meta.json``)."""
-    train_num: int = 400
+    train_num: int = 200
     val_num: int = 200
-    size: int = 96
+    size: int = 64
     min_items: int = 2
-    max_items: int = 4
-    min_scale: float = 0.8
-    max_scale: float = 1.5
+    max_items: int = 3
+    min_scale: float = 0.75
+    max_scale: float = 1.25
     max_overlap: float = 0.15
     mask_threshold: int = 1
     max_tries: int = 50

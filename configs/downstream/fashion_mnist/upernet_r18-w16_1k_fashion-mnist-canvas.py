@@ -1,0 +1,23 @@
+# UperNet (paper Table 9) on the Fashion-MNIST canvases, offline:
+# ../mmseg/upernet_r50_8xb2-80k_ade20k-512x512.py with what the data forces changed
+# (_base_/canvas.py): dataset (background + 10 classes), image scale (96 px crops), schedule, and
+# the widths of the network pretrained on Fashion-MNIST (its four stages at strides 1-8 in place of
+# ResNet-50's 4-32).
+_base_ = ['../mmseg/upernet_r50_8xb2-80k_ade20k-512x512.py', './_base_/canvas.py']
+
+model = dict(
+    data_preprocessor={{_base_.canvas_seg_data_preprocessor}},
+    backbone={{_base_.canvas_seg_backbone}},
+    decode_head=dict(in_channels={{_base_.canvas_widths}}, channels=32, num_classes=11),
+    auxiliary_head=dict(in_channels=64, channels=16, num_classes=11))
+
+train_dataloader = dict(batch_size=8, num_workers=2, dataset={{_base_.canvas_seg_train_dataset}})
+val_dataloader = dict(batch_size=8, num_workers=2, dataset={{_base_.canvas_seg_val_dataset}})
+test_dataloader = val_dataloader
+
+train_cfg = dict(max_iters={{_base_.canvas_seg_iters}}, val_interval={{_base_.canvas_seg_iters}})
+param_scheduler = {{_base_.canvas_seg_param_scheduler}}
+optim_wrapper = dict(optimizer=dict(lr={{_base_.canvas_seg_lr}}))
+default_hooks = dict(
+    checkpoint=dict(interval={{_base_.canvas_seg_iters}}, max_keep_ckpts=1),
+    logger=dict(interval=25))

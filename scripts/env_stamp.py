@@ -68,10 +68,13 @@ def mmcv_build() -> str:
     """Which mmcv is importable: ``ops`` (its compiled ops load), ``noops`` (mmcv without
     ``mmcv._ext``: the build made with ``MMCV_WITH_OPS=0``), ``broken`` (``_ext`` is there but
     fails to load, e.g. built against another torch) or ``none`` (no mmcv)."""
+    if sys.modules.get('mmcv', 0) is None:  # a None entry blocks an import: Python's convention
+        return 'none'
     spec = importlib.util.find_spec('mmcv')
     if spec is None or not spec.submodule_search_locations:
         return 'none'
-    if not any(_ext_file(d) for d in spec.submodule_search_locations):
+    if sys.modules.get('mmcv._ext', 0) is None or not any(
+            _ext_file(d) for d in spec.submodule_search_locations):
         return 'noops'
     try:
         importlib.import_module('mmcv._ext')

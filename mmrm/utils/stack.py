@@ -177,7 +177,9 @@ def config_needs(cfg) -> Dict[str, str]:
 
 def needs_from_exception(exc: BaseException) -> List[str]:
     """The pieces an ImportError (or mmengine's parsing error of an ``mmdet::`` base) names,
-    looking through its causes: ``No module named 'mmcv._ext'``, ``mmdet is not installed``."""
+    looking through its causes: ``No module named 'mmcv._ext'``, ``mmdet is not installed``,
+    ``mmsegmentation is not installed`` (mmdet and mmseg bring the ops with them: their models
+    import ``mmcv.ops``)."""
     found = []
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -185,9 +187,9 @@ def needs_from_exception(exc: BaseException) -> List[str]:
         text = f'{getattr(exc, "name", None) or ""} {exc}'
         if 'mmcv._ext' in text:
             found.append('ops')
-        for lib in ('mmdet', 'mmseg'):
-            if re.search(rf"(?<![\w.]){lib}(?![\w])", text):
-                found.append(lib)
+        for lib, pattern in (('mmdet', 'mmdet'), ('mmseg', 'mmseg|mmsegmentation')):
+            if re.search(rf"(?<![\w.])({pattern})(?![\w])", text):
+                found.extend((lib, 'ops'))  # their models import mmcv.ops
         exc = exc.__cause__ or exc.__context__
     return [p for p in PIECES if p in found]
 

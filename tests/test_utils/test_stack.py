@@ -64,8 +64,13 @@ def test_config_needs_of_custom_imports_scoped_types_and_mmcv_roi():
 
 
 def test_needs_from_exception():
+    # mmengine's words for an `mmdet::` / `mmseg::` base whose package is not installed
     assert stack.needs_from_exception(
-        ModuleNotFoundError('mmdet is not installed, please install mmdet manually')) == ['mmdet']
+        ModuleNotFoundError('mmdet is not installed, please install mmdet manually')) == [
+            'ops', 'mmdet']
+    assert stack.needs_from_exception(ModuleNotFoundError(
+        'mmsegmentation is not installed, please install mmsegmentation manually')) == [
+            'ops', 'mmseg']
     err = ModuleNotFoundError("No module named 'mmcv._ext'", name='mmcv._ext')
     assert stack.needs_from_exception(err) == ['ops']
     try:  # found through the cause

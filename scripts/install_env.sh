@@ -65,33 +65,39 @@ log "setting up the $LEVEL level ($reason)"
 rm -f "$stamp"  # the venv is in flux until the end of this script
 
 # 1. torch: keep the one the user put in the venv (e.g. their own CUDA build), else the default pair.
-if "$PY" -c "import torch" 2>/dev/null; then
-  log "keeping installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
+if have_torch=$("$PY" -c "import torch; print(torch.__version__)" 2>/dev/null); then
+  log "keeping installed torch $have_torch"
 else
   log "installing $TORCH_SPEC (from local disk where available; a few minutes)"
   pip install $TORCH_SPEC
 fi
-torch_ver=$("$PY" -c "import torch; print(torch.__version__)")
 # mmpretrain imports torchvision; it must be the build matched to torch (minor = torch minor + 15).
 if ! "$PY" -c "import torchvision" 2>/dev/null; then
+  torch_ver=$("$PY" -c "import torch; print(torch.__version__)")
   tv=$("$PY" -c "import torch; v=torch.__version__.split('+')[0].split('.'); print(f'0.{int(v[1])+15}.*')")
   log "installing torchvision==$tv to match torch $torch_ver"
   pip install "torchvision==$tv" "torch==$torch_ver"
 fi
+# One interpreter start for what the steps below need to know (each start imports torch).
 pins="$VENV/.mmrm-pins.txt"
-"$PY" - > "$pins" <<'PYEOF'
+read -r torch_ver with_cuda py_tag torch_ge_214 < <("$PY" - "$pins" <<'PYEOF'
+import os, sys
 import torch, torchvision
-print(f'torch=={torch.__version__}')
-print(f'torchvision=={torchvision.__version__}')
+with open(sys.argv[1], 'w') as f:
+    f.write(f'torch=={torch.__version__}\ntorchvision=={torchvision.__version__}\n')
+cuda = int(torch.cuda.is_available() or os.getenv('FORCE_CUDA', '0') == '1')
+minor = tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2])
+print(torch.__version__, cuda, f'py{sys.version_info[0]}{sys.version_info[1]}', int(minor >= (2, 14)))
 PYEOF
+)
+[ -n "$torch_ge_214" ] || { log "torch or torchvision does not import in $VENV"; exit 1; }
 
 # 2. build tools and mmengine (mmcv's setup.py imports them; setuptools>=80 lacks pkg_resources).
 log "installing build tools and mmengine"
 pip install -q -c "$pins" -r requirements/build.txt
 
 # 3. mmcv: with ops (full; built once per torch version and cached), or without (classification).
-with_cuda=$("$PY" -c "import torch, os; print(int(torch.cuda.is_available() or os.getenv('FORCE_CUDA','0')=='1'))")
-torch_key="torch-${torch_ver}-$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')-cuda${with_cuda}"
+torch_key="torch-${torch_ver}-${py_tag}-cuda${with_cuda}"
 ops_dir="$MMRM_CACHE/wheels/$torch_key"
 noops_dir="$MMRM_CACHE/wheels/mmcv-$MMCV_VERSION-noops"
 mmcv_ver=$("$PY" -c "from importlib.metadata import version; print(version('mmcv'))" 2>/dev/null || echo none)
@@ -112,7 +118,7 @@ build_mmcv_with_ops() {
   local src build_log
   src=$(fetch_mmcv_source)
   # torch >= 2.14 headers require C++20; mmcv 2.1.0 hard-codes -std=c++17.
-  if "$PY" -c "import torch,sys; v=tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(v < (2, 14))"; then
+  if [ "$torch_ge_214" = 1 ]; then
     log "torch $torch_ver needs C++20: patching mmcv's -std=c++17 to -std=c++20"
     sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
   fi

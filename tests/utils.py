@@ -29,7 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = [
     'REPO_ROOT', 'make_image_folder', 'tiny_cls_config', 'write_config',
-    'find_free_port', 'tool_env', 'newcomer_env', 'classification_only_env', 'write_fashion_mnist', 'load_tool', 'tiny_rm_config',
+    'find_free_port', 'tool_env', 'newcomer_env', 'classification_only_env',
+    'CLASSIFICATION_ONLY_BLOCKS', 'write_fashion_mnist', 'load_tool', 'tiny_rm_config',
     'make_tiny_rm_setup', 'TINY_RM_NUM_CLASSES', 'TINY_RM_LAST_CHANNELS'
 ]
 

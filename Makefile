@@ -8,7 +8,11 @@ PYTEST_ARGS ?=
 install:  ## create .venv with torch, mmcv (ops), mmpretrain, mmdet, mmseg, mmrm (idempotent)
 	VENV=$(abspath $(VENV)) bash scripts/install_env.sh
 
-data: install  ## Fashion-MNIST from Debian's dataset-fashion-mnist, in mmpretrain's layout
+.PHONY: install-cls
+install-cls:  ## classification only (what make demo needs): torch, mmcv WITHOUT ops, mmpretrain, mmrm; `make install` completes it
+	VENV=$(abspath $(VENV)) bash scripts/install_env.sh classification
+
+data: install-cls  ## Fashion-MNIST from Debian's dataset-fashion-mnist, in mmpretrain's layout
 	$(PY) tools/dataset_converters/prepare_fashion_mnist.py --out data/fashion_mnist
 
 demo: data  ## the main job: a short RecursiveMix training on Fashion-MNIST (CPU, minutes)

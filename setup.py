@@ -68,6 +68,11 @@ if __name__ == '__main__':
         package_data={'mmrm': ['.mim/**/*']},
         python_requires='>=3.8',
         install_requires=parse_requirements('requirements/runtime.txt'),
-        extras_require={'tests': parse_requirements('requirements/tests.txt')},
+        # classification needs runtime.txt only; detection / segmentation come with the
+        # 'downstream' extra and need mmcv built with its compiled ops (install_env.sh full)
+        extras_require={
+            'downstream': parse_requirements('requirements/downstream.txt'),
+            'tests': parse_requirements('requirements/tests.txt'),
+        },
         zip_safe=False,
     )

@@ -29,7 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = [
     'REPO_ROOT', 'make_image_folder', 'tiny_cls_config', 'write_config',
-    'find_free_port', 'tool_env', 'newcomer_env', 'write_fashion_mnist', 'load_tool', 'tiny_rm_config',
+    'find_free_port', 'tool_env', 'newcomer_env', 'classification_only_env',
+    'CLASSIFICATION_ONLY_BLOCKS', 'write_fashion_mnist', 'load_tool', 'tiny_rm_config',
     'make_tiny_rm_setup', 'TINY_RM_NUM_CLASSES', 'TINY_RM_LAST_CHANNELS'
 ]
 
@@ -260,6 +261,27 @@ def newcomer_env(**env) -> dict:
     if not (venv_python.exists() and osp.samefile(osp.dirname(venv_python), bin_dir)):
         e['PYTHON'] = sys.executable
     return e
+
+
+#: what a Python started with :func:`classification_only_env` cannot import
+CLASSIFICATION_ONLY_BLOCKS = ('mmcv._ext', 'mmdet', 'mmseg')
+
+
+def classification_only_env(folder: Union[str, Path], **env) -> dict:
+    """:func:`tool_env` for a subprocess that sees the stack as the classification-only
+    ``.venv`` of ``make demo`` has it: mmcv without its compiled ops, no mmdet, no mmseg.
+
+    A ``sitecustomize.py`` written into ``folder`` (first on ``PYTHONPATH``) puts ``None`` into
+    ``sys.modules`` for :data:`CLASSIFICATION_ONLY_BLOCKS` before anything runs; Python then
+    refuses those imports (``ModuleNotFoundError``, as for a module that is not installed), and
+    mmrm's and the installer's checks honour the same convention.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / 'sitecustomize.py').write_text(
+        'import sys\n' + ''.join(f"sys.modules['{m}'] = None\n"
+                                  for m in CLASSIFICATION_ONLY_BLOCKS))
+    return tool_env(extra_pythonpath=[folder], **env)
 
 
 def _write_idx(path, array):

@@ -10,6 +10,7 @@ source "$(dirname "$0")/python.sh"
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
+mmrm_check_stack "$CONFIG"
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

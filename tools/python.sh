@@ -10,3 +10,10 @@ if [ -z "${PYTHON:-}" ]; then
         PYTHON=python
     fi
 fi
+
+# mmrm_check_stack CONFIG: stop (exit 3) with a clear message, before any rank starts, when CONFIG
+# needs what this environment lacks (mmcv's compiled ops, mmdet, mmseg: a detection or
+# segmentation config in the classification-only .venv of `make demo`; `make install` adds them).
+mmrm_check_stack() {
+    PYTHONPATH="$MMRM_ROOT":$PYTHONPATH "$PYTHON" "$MMRM_ROOT/mmrm/utils/stack.py" "$1" || exit $?
+}

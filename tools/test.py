@@ -24,12 +24,13 @@ except ImportError:  # running from a checkout that is not installed
 
 import mmengine
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import ConfigDict, DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmrm.engine import setup_cpu_distributed, teardown_distributed
+from mmrm.utils.stack import exit_on_missing, load_config_checked
 
 
 def parse_args(argv=None):
@@ -257,7 +258,9 @@ def main(argv=None):
         raise ValueError('Please use `--out` argument to specify the '
                          'path of the output file before using `--out-item`.')
 
-    cfg = Config.fromfile(args.config)
+    # a detection / segmentation config in the classification-only .venv of `make demo`
+    # stops here, naming what is missing and `make install`
+    cfg = load_config_checked(args.config)
     cfg = merge_args(cfg, args)
     scope = cfg.get('default_scope', None)
     cpu_dist = setup_cpu_distributed(cfg)
@@ -283,4 +286,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_missing(main)

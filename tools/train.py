@@ -24,11 +24,12 @@ except ImportError:  # running from a checkout that is not installed
     import mmrm  # noqa: F401
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmrm.engine import setup_amp, setup_cpu_distributed, teardown_distributed
+from mmrm.utils.stack import exit_on_missing, load_config_checked
 
 
 def parse_args(argv=None):
@@ -187,7 +188,9 @@ def build_runner(cfg):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    # a detection / segmentation config in the classification-only .venv of `make demo`
+    # stops here, naming what is missing and `make install`
+    cfg = load_config_checked(args.config)
     cfg = merge_args(cfg, args)
     # CPU-only machine + launcher: gloo process group and CPU DDP wrapper
     cpu_dist = setup_cpu_distributed(cfg)
@@ -197,4 +200,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_missing(main)

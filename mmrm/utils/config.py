@@ -6,9 +6,14 @@ __all__ = ['load_config', 'prepare_scope', 'to_plain', 'model_config']
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):
-    """``Config.fromfile`` + ``--cfg-options`` + the config's custom imports + default scope."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
+    """``Config.fromfile`` + ``--cfg-options`` + the config's custom imports + default scope.
+
+    A config that needs what this environment lacks (mmcv's compiled ops, mmdet, mmseg: a
+    detection / segmentation config in the classification-only ``.venv`` of ``make demo``) is
+    refused with :class:`mmrm.utils.stack.StackMissing`, naming the command that completes it.
+    """
+    from .stack import load_config_checked
+    cfg = load_config_checked(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     prepare_scope(cfg)

@@ -3,12 +3,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast data canvases downstream clean-venv
+.PHONY: install install-cls demo test test-fast data canvases downstream clean-venv
 
 install:  ## create .venv with torch, mmcv (ops), mmpretrain, mmdet, mmseg, mmrm (idempotent)
 	VENV=$(abspath $(VENV)) bash scripts/install_env.sh
 
-.PHONY: install-cls
 install-cls:  ## classification only (what make demo needs): torch, mmcv WITHOUT ops, mmpretrain, mmrm; `make install` completes it
 	VENV=$(abspath $(VENV)) bash scripts/install_env.sh classification
 
@@ -18,7 +17,7 @@ data: install-cls  ## Fashion-MNIST from Debian's dataset-fashion-mnist, in mmpr
 demo: data  ## the main job: a short RecursiveMix training on Fashion-MNIST (CPU, minutes)
 	$(PY) tools/demo.py
 
-canvases: data  ## detection / segmentation data offline: canvases of Fashion-MNIST items
+canvases: install data  ## detection / segmentation data offline: canvases of Fashion-MNIST items
 	$(PY) tools/dataset_converters/fashion_mnist_canvases.py --src data/fashion_mnist --out data/fashion_mnist_canvas
 
 downstream: canvases  ## the transfer chain: pretrain, fine-tune ATSS/GFL/Mask R-CNN/HTC/PSPNet/UperNet, score

@@ -133,11 +133,6 @@ def set_dataloader_defaults(cfg, field, scope, no_pin_memory=False,
 
 def merge_args(cfg, args):
     """Merge CLI arguments to config."""
-    if args.no_validate:
-        cfg.val_cfg = None
-        cfg.val_dataloader = None
-        cfg.val_evaluator = None
-
     cfg.launcher = args.launcher
 
     # work_dir is determined in this priority: CLI > segment in file > filename
@@ -172,6 +167,13 @@ def merge_args(cfg, args):
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+
+    # after --cfg-options, so that options for the validation loader of a config (shared
+    # option lists, as tools/downstream.py passes) do not fail against a removed loader
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
 
     # after --cfg-options so that a switched optim_wrapper is converted too
     if args.amp:

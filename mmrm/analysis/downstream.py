@@ -68,9 +68,10 @@ def _compare(module: nn.Module, state_dict: Dict) -> StateDictLoad:
     given = {k: v for k, v in state_dict.items()}
     missing = sorted(set(own) - set(given))
     unexpected = sorted(set(given) - set(own))
-    mismatched = [(k, tuple(given[k].shape), tuple(own[k].shape))
-                  for k in sorted(set(own) & set(given))
-                  if hasattr(given[k], 'shape') and tuple(given[k].shape) != tuple(own[k].shape)]
+    # in the module's order, so the report names the first layers first
+    mismatched = [(k, tuple(given[k].shape), tuple(v.shape)) for k, v in own.items()
+                  if k in given and hasattr(given[k], 'shape')
+                  and tuple(given[k].shape) != tuple(v.shape)]
     return StateDictLoad(module, state_dict, missing, unexpected, mismatched)
 
 

@@ -381,6 +381,11 @@ class TransferChain:
         with open(metrics_path) as f:
             raw = json.load(f)
         scores = {}
+        if not raw and model.task == 'det' and _coco_results_empty(osp.join(wd, 'test.log')):
+            # CocoMetric returns no metric at all when the model kept no detection (all
+            # scores under test_cfg's threshold): that is an AP of 0, not a broken run
+            self.log(f'[note] {tag}: no detection kept on the whole val set; AP 0')
+            raw = {key: 0. for _, key, _ in model.metrics}
         for column, key, scale in model.metrics:
             if key not in raw:
                 raise RuntimeError(f'{tag}: {key!r} missing from the evaluator\'s metrics '
@@ -487,6 +492,12 @@ def _git_commit() -> Optional[str]:
                                        text=True, stderr=subprocess.DEVNULL).strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def _coco_results_empty(log_file: str) -> bool:
+    """Whether mmdet's CocoMetric logged that no detection was kept on the whole set."""
+    with open(log_file, errors='replace') as f:
+        return any('The testing results of the whole dataset is empty' in line for line in f)
 
 
 def _canvas_meta(root: str) -> Optional[Dict]:

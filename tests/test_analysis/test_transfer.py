@@ -3,8 +3,11 @@ canvases, one pretraining epoch on 64 images, two iterations per downstream mode
 each downstream config initialises equals the pretrained checkpoint exactly."""
 import json
 import math
+import re
+import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +27,8 @@ from mmrm.datasets import CanvasOptions, FashionMNISTMissing, write_canvas_datas
 TOOL = str(REPO_ROOT / 'tools/downstream.py')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # one epoch on 64 images, no workers
-PRETRAIN_OPTIONS = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=16'] + [
+# two epochs: the schedule's cosine phase starts after a one-epoch warm-up
+PRETRAIN_OPTIONS = ['train_cfg.max_epochs=2', 'train_dataloader.batch_size=16'] + [
     f'{loader}.{k}' for loader in LOADERS
     for k in ('num_workers=0', 'persistent_workers=False')]
 FINETUNE_OPTIONS = dict(
@@ -64,12 +68,12 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     out = c.run()
     work = toy['root'] / 'work'
     rec = json.loads((work / 'pretrain' / 'rm_seed0' / 'pretrain.json').read_text())
-    assert rec['checkpoint'].endswith('best_accuracy_top1_epoch_1.pth')
+    assert re.search(r'/best_accuracy_top1_epoch_[12]\.pth$', rec['checkpoint'])  # the best
     assert isinstance(rec['top1'], float) and 0 <= rec['top1'] <= 100
     bb = torch.load(rec['backbone'], map_location='cpu')['state_dict']
     assert bb and all(k.startswith('backbone.') for k in bb)  # rm2backbone's output
     assert any('loads into all 6 downstream backbones with 0 missing' in x for x in lines)
-    assert [r['model'] for r in out['runs']] == list(DOWNSTREAM_MODELS)
+    assert sorted(r['model'] for r in out['runs']) == sorted(DOWNSTREAM_MODELS)  # longest first
     for r in out['runs']:
         spec = DOWNSTREAM_MODELS[r['model']]
         assert list(r['scores']) == [c for c, _, _ in spec.metrics]
@@ -143,7 +147,9 @@ def test_a_checkpoint_that_does_not_fit_is_refused_with_the_key_report(toy, tmp_
     c.work_dir = str(tmp_path / 'work')
     with pytest.raises(RuntimeError, match='does not fit the backbone') as err:
         c.run()
-    assert 'shape mismatch' in str(err.value) and 'layer1.0.conv1.weight' in str(err.value)
+    # the report names the mismatched keys, the first layers first, with both shapes
+    assert "shape mismatch" in str(err.value)
+    assert "shape mismatch 95 [('layer1.0.conv1.weight', (8, 16, 3, 3), (16, 16, 3, 3))" in str(err.value)
 
 
 def test_bad_input_gets_clear_messages(toy, tmp_path):
@@ -189,3 +195,30 @@ def test_summary_and_table_are_the_mean_and_sample_std_over_seeds():
     table = markdown_table(dict(summary=summary, runs=runs, meta=dict(cpu='X', threads=2, jobs=1)))
     assert '| rm | 23.00 ± 3.61 |' in table and '| scratch | 5.00 |' in table
     assert '| baseline | 39.40 |' in table  # the paper's ATSS row
+
+
+@pytest.mark.parametrize('empty_logged', [True, False])
+def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, monkeypatch,
+                                                                      empty_logged):
+    """CocoMetric returns no metric when nothing passes test_cfg's score threshold: AP 0 then,
+    but a missing metric without that log line is a broken run."""
+    def fake_run(self, tag, cmd, logfile):
+        wd = osp.dirname(logfile)
+        if '(test)' not in tag:
+            (Path(wd) / 'last_checkpoint').write_text(osp.join(wd, 'epoch_1.pth'))
+            return
+        Path(cmd[cmd.index('--out') + 1]).write_text('{}')
+        Path(logfile).write_text('mmengine - ERROR - coco_metric.py - compute_metrics - 465 - '
+                                 'The testing results of the whole dataset is empty.\n'
+                                 if empty_logged else 'mmengine - INFO - done\n')
+    monkeypatch.setattr(TransferChain, '_run', fake_run)
+    lines = []
+    c = TransferChain(str(tmp_path), methods=['scratch'], models=['mask-rcnn'], seeds=[0],
+                      log=lines.append)
+    if not empty_logged:
+        with pytest.raises(RuntimeError, match="'coco/bbox_mAP' missing from the evaluator"):
+            c.finetune('mask-rcnn', 'scratch', 0, None)
+        return
+    r = c.finetune('mask-rcnn', 'scratch', 0, None)
+    assert r['scores'] == {'box AP': 0.0, 'mask AP': 0.0}
+    assert any('no detection kept' in x for x in lines)

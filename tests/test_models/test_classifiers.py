@@ -98,30 +98,43 @@ def test_loss_equals_hand_computation_over_two_steps(model):
     assert torch.allclose(losses2['loss_rm'], expect, rtol=1e-5, atol=1e-7)
 
 
-def test_losses_and_gradients_equal_the_per_sample_reference_path():
-    """Same inputs, same history, same box: the batch-level path (RMMix, ``loss_module`` on
-    the batch's scores, matmul RoI pooling, host-float lambda) gives the losses and the
-    gradients of the per-sample path it replaced."""
-    from mmpretrain.models.utils import ClsDataPreprocessor
+def nearest_by_index(src, out_h, out_w):
+    """Nearest resize written independently of F.interpolate: src index = floor(dst * in / out)."""
+    in_h, in_w = src.shape[-2:]
+    rows = (torch.arange(out_h) * in_h) // out_h
+    cols = (torch.arange(out_w) * in_w) // out_w
+    return src[..., rows[:, None], cols[None, :]]
+
+
+def test_losses_and_gradients_equal_an_independent_reference_path():
+    """Same inputs, same box, three steps: the batch-level path (RMDataPreprocessor's one-hot
+    scatter and paste, RMMix, ``loss_module`` on the batch's scores, matmul RoI pooling,
+    host-float lambda) against a reference written here: the history pasted by index
+    arithmetic, labels mixed by hand, soft CE, torchvision's RoIAlign, KL per sample."""
     torch.manual_seed(0)
     model = MODELS.build(tiny_model_cfg())
     model.init_weights()
     model.train()
-    ref_pre = ClsDataPreprocessor(mean=[0.] * 3, std=[1.] * 3, num_classes=NUM_CLASSES,
-                                  batch_augments=dict(augments=dict(
-                                      type='RecursiveMixBatchAugment')))
-    box = (3, 5, 27, 21)
-    for aug in (model.data_preprocessor.rm_augment, ref_pre.batch_augments.augments[0]):
-        aug.sample_box = lambda h, w: box
-    hist_logits = None
+    box = (3, 5, 27, 21)  # x1, y1, x2, y2: 24 wide, 16 high on 32 x 32
+    model.data_preprocessor.rm_augment.sample_box = lambda h, w: box
+    hist_x = hist_y = hist_logits = None
     for step in range(3):
         data = data_batch(seed=10 + step)
         new = model.data_preprocessor(data_batch(seed=10 + step), True)
-        ref = ref_pre(data, True)
-        assert torch.equal(new['inputs'], ref['inputs'])
-        ref_scores = torch.stack([s.gt_score for s in ref['data_samples']])
-        assert torch.equal(new['rm_mix'].scores, ref_scores)
-        lam = new['rm_mix'].lam
+        # the reference mix (mean 0, std 1: the inputs as floats)
+        ref_x = data['inputs'].float().clone()
+        ref_y = F.one_hot(torch.cat([s.gt_label for s in data['data_samples']]),
+                          NUM_CLASSES).float()
+        lam = 0.
+        if hist_x is not None:
+            x1, y1, x2, y2 = box
+            ref_x[..., y1:y2, x1:x2] = nearest_by_index(hist_x, y2 - y1, x2 - x1)
+            lam = (x2 - x1) * (y2 - y1) / (32 * 32)
+            ref_y = lam * hist_y + (1 - lam) * ref_y
+        hist_x, hist_y = ref_x, ref_y
+        assert torch.equal(new['inputs'], ref_x)
+        torch.testing.assert_close(new['rm_mix'].scores, ref_y, rtol=0, atol=1e-7)
+        assert new['rm_mix'].lam == pytest.approx(lam)
 
         model.zero_grad()
         losses = model.loss(**new)
@@ -129,9 +142,9 @@ def test_losses_and_gradients_equal_the_per_sample_reference_path():
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
 
         model.zero_grad()
-        feats = model.backbone(ref['inputs'])
+        feats = model.backbone(ref_x)
         logits = model.head(model.neck(feats))
-        ref_loss = model.head._get_loss(logits, ref['data_samples'])['loss']
+        ref_loss = soft_ce(logits, ref_y)
         boxes = torch.tensor([box if lam else (0, 0, 0, 0)] * 4, dtype=torch.float32)
         rois = torch.cat([torch.arange(4.)[:, None], boxes], 1)
         pooled = torchvision.ops.roi_align(feats[-1], rois, 1, feats[-1].size(-1) / 32, 0,

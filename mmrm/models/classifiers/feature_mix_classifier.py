@@ -1,7 +1,7 @@
 """FeatureMixClassifier: an ImageClassifier that mixes hidden states (Manifold Mixup, Feature
 CutMix, MoEx, and combinations such as CutMix + MoEx)."""
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -103,10 +103,16 @@ class FeatureMixClassifier(ImageClassifier):
                         f"'input' nor a module of the backbone {type(self.backbone).__name__}; "
                         f"allowed: 'input' or a module name such as {children}")
 
+    def sample_plan(self, batch_size: int, device: torch.device) -> Tuple[torch.Tensor, list]:
+        """The draws of a step: the partner ``index`` (N,) shared by the ops, and
+        ``[(op, layer)]`` with each op's layer drawn uniformly from its ``layers``."""
+        index = torch.randperm(batch_size, device=device)
+        return index, [(op, op.layers[np.random.randint(len(op.layers))])
+                       for op in self.feature_mixes]
+
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample]) -> dict:
         scores = stack_scores('FeatureMixClassifier', data_samples)
-        index = torch.randperm(inputs.size(0), device=inputs.device)
-        plan = [(op, op.layers[np.random.randint(len(op.layers))]) for op in self.feature_mixes]
+        index, plan = self.sample_plan(inputs.size(0), inputs.device)
         state = dict(scores=scores)
 
         def run(ops, x):

@@ -252,3 +252,12 @@ def test_dropblock_equals_the_authors_algorithm(monkeypatch, block, width):
     assert 0 < mask.mean() < 1, 'the draw must drop something and keep something'
     np.testing.assert_array_equal((out != 0).numpy(), mask.astype(bool))
     np.testing.assert_allclose(out.numpy(), expect, rtol=1e-6, atol=1e-6)
+
+
+def test_dropblock_refuses_maps_that_are_not_4d():
+    layer = DropBlock(drop_prob=0.1, block_size=3, schedule='constant')
+    for shape in ((2, 16, 32), (2, 32)):
+        for mode in (True, False):
+            with pytest.raises(ValueError, match=rf'\(N, C, H, W\) feature maps; got shape '
+                                                 rf'\({shape[0]}, {shape[1]}'):
+                layer.train(mode)(torch.rand(*shape))

@@ -431,3 +431,24 @@ def test_moex_configs_exchange_at_their_layer(monkeypatch, name, layer, lam, bac
     expect = ref_loss(model, x, layer, lambda h: ref_pono_moex(h, FM_INDEX, 1e-5), y)
     # (50 layers in float32 after a float64 reference: the loss agrees to ~3e-5)
     torch.testing.assert_close(loss, expect, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', [FMNIST.format('manifold-mixup'), FMNIST.format('puzzlemix')])
+def test_label_mixing_configs_refuse_bad_labels_before_the_first_step(name):
+    from mmengine.optim import OptimWrapper
+
+    from mmrm.utils import load_config, model_config
+    cfg = model_config(load_config(f'configs/rm/{name}'))
+    with pytest.raises(ValueError, match=r'data_preprocessor.num_classes=12 but the classifier '
+                                         r'has 10 classes'):
+        MODELS.build(dict(cfg, data_preprocessor=dict(cfg['data_preprocessor'],
+                                                      num_classes=12)))
+    model = MODELS.build(cfg)
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    before = [p.clone() for p in model.parameters()]
+    for labels, bad in (([1, 10], '10'), ([-1, 3], '-1')):
+        data = dict(inputs=torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8),
+                    data_samples=[DataSample().set_gt_label(v) for v in labels])
+        with pytest.raises(ValueError, match=rf'gt_label \[{bad}\] outside the allowed 0 \.\. 9'):
+            model.train_step(data, optim)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

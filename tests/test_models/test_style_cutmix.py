@@ -186,3 +186,47 @@ def test_style_cutmix_not_drawn_leaves_the_batch(monkeypatch):
     x = torch.randn(2, 3, 8, 8)
     out, score = op(x, onehot([0, 1]))
     assert out is x and torch.equal(score, onehot([0, 1])) and op.last_lam is None
+
+
+def test_weights_saved_from_a_wrapper_or_nested_load_and_others_are_named(tmp_path):
+    net = AdaINStyleTransfer(None, None, random_init=True)
+    enc, dec = net.encoder.state_dict(), net.decoder.state_dict()
+    # DataParallel prefixes, and a checkpoint dict around the state dict
+    torch.save({f'module.{k}': v for k, v in enc.items()}, tmp_path / 'vgg_dp.pth')
+    torch.save(dict(state_dict=dec, epoch=3), tmp_path / 'dec_nested.pth')
+    op = StyleCutMix(str(tmp_path / 'vgg_dp.pth'), str(tmp_path / 'dec_nested.pth'),
+                     style_distance=DIST)
+    for a, b in zip(op.net.state_dict().values(), net.state_dict().values()):
+        assert torch.equal(a, b)
+    torch.save(dec, tmp_path / 'dec.pth')
+    cases = {
+        'foreign.pth': ({'backbone.conv.weight': torch.zeros(1)},
+                        r"encoder weights .*foreign.pth' has keys \['backbone.conv.weight'\] "
+                        r'that are not layers'),
+        'decoder_as_vgg.pth': (dec, r"encoder weights .*decoder_as_vgg.pth' does not match "
+                                    r'the encoder'),
+        'list.pth': ([torch.zeros(1)], r"holds a list, not a state dict of tensors"),
+    }
+    for name, (content, match) in cases.items():
+        torch.save(content, tmp_path / name)
+        with pytest.raises(ValueError, match=match + r".*vgg_normalised.pth"):
+            StyleCutMix(str(tmp_path / name), str(tmp_path / 'dec.pth'), style_distance=DIST)
+    (tmp_path / 'text.pth').write_text('not a torch file')
+    with pytest.raises(ValueError, match=r"encoder weights .*text.pth' cannot be read"):
+        StyleCutMix(str(tmp_path / 'text.pth'), str(tmp_path / 'dec.pth'), style_distance=DIST)
+
+
+@pytest.mark.parametrize('content,match', [
+    (dict(matrix=torch.zeros(3, 3)), r"holds a dict, not the \(K, K\) class style-distance"),
+    (torch.zeros(3, 3, 1), r'must be the \(K, K\) class .* got shape \(3, 3, 1\)'),
+    (torch.zeros(3, 4), r'must be the \(K, K\) .* got shape \(3, 4\)'),
+    (torch.tensor([[0., -1.], [1., 0.]]), r'must hold finite distances >= 0'),
+])
+def test_a_style_distance_file_that_is_not_a_kxk_matrix_is_named(tmp_path, content, match):
+    path = tmp_path / 'dist.pt'
+    torch.save(content, path)
+    with pytest.raises(ValueError, match=r"StyleCutMix: style_distance '.*dist.pt' " + match):
+        make(style_distance=str(path))
+    (tmp_path / 'text.pt').write_text('0 1\n1 0\n')
+    with pytest.raises(ValueError, match=r"text.pt' cannot be read as a weights-only torch"):
+        make(style_distance=str(tmp_path / 'text.pt'))

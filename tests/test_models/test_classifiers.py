@@ -358,3 +358,69 @@ def test_model_type_is_registered_and_deploy_drops_only_roi_head(model):
     assert MODELS.get('RMClassifier') is RMClassifier
     rm_only = [k for k in model.state_dict() if k.startswith('roi_head.')]
     assert rm_only == ['roi_head.fc.weight', 'roi_head.fc.bias']
+
+
+def gem_model():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(neck=dict(type='GeneralizedMeanPooling', p=3.)))
+    model.init_weights()
+    return model.train()
+
+
+def test_gem_pooling_the_box_is_the_main_paths_generalised_mean():
+    """GeM main path: the RoI branch pools the box as a generalised mean, so the whole box is
+    the neck's output and a partial box is (mean over its cells of max(x, eps)^p)^(1/p)."""
+    model = gem_model()
+    with torch.no_grad():
+        model.neck.p.fill_(2.5)  # a trained p, not the initial 3
+    seen = {}
+    model.neck.register_forward_pre_hook(lambda m, a: seen.__setitem__('map', a[0][-1]))
+    model.neck.register_forward_hook(lambda m, a, out: seen.__setitem__('gem', out[-1]))
+    x = model.data_preprocessor(data_batch(seed=3), False)['inputs']
+    model.eval()
+    with torch.no_grad():
+        with model.feature_tap.capture((32, 32)) as found:
+            model.extract_feat(x)
+        whole = found.post_pool(model.roi_head.pool(found.map, (0, 0, 32, 32), (32, 32)))
+        # cells of 8 px on the 4 x 4 map: rows 1-2, columns 0-2 (x1, y1, x2, y2 in pixels)
+        part = found.post_pool(model.roi_head.pool(found.map, (0, 8, 24, 24), (32, 32)))
+    torch.testing.assert_close(whole, seen['gem'], rtol=1e-5, atol=1e-6)
+    fmap = seen['map'].clamp(min=1e-6).double()
+    expect = torch.stack([torch.stack([
+        torch.stack([fmap[n, c, y, x]**2.5 for y in (1, 2) for x in (0, 1, 2)]).mean()**(1 / 2.5)
+        for c in range(fmap.size(1))]) for n in range(fmap.size(0))])
+    torch.testing.assert_close(part.double(), expect, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(part, whole)
+
+
+def test_gem_model_trains_with_finite_gradients_on_an_empty_and_a_real_box():
+    model = gem_model()
+    boxes = iter([(0, 0, 0, 0), (4, 0, 4, 32), (3, 5, 27, 21)])  # none, empty, real
+    model.data_preprocessor.rm_augment.sample_box = lambda h, w: next(boxes)
+    for step in range(3):
+        model.zero_grad()
+        data = model.data_preprocessor(data_batch(seed=step), True)
+        losses = model.loss(**data)
+        sum(losses.values()).backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters()
+                   if p.grad is not None), step
+    assert data['rm_mix'].lam > 0 and losses['loss_rm'] > 0
+    assert model.neck.p.grad is not None and model.neck.p.grad.abs() > 0
+
+
+def test_a_global_max_pooling_main_path_is_refused_at_build():
+    from mmpretrain.registry import MODELS as REGISTRY
+
+    @REGISTRY.register_module(force=True)
+    class GlobalMaxPoolingForTest(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = torch.nn.AdaptiveMaxPool2d(1)
+
+        def forward(self, x):
+            return tuple(self.pool(v).flatten(1) for v in x)
+
+    with pytest.raises(ValueError, match=r'pools the map with a global MAX \(neck.pool, '
+                                         r'AdaptiveMaxPool2d\).*GlobalAveragePooling or '
+                                         r'GeneralizedMeanPooling'):
+        MODELS.build(tiny_model_cfg(neck=dict(type='GlobalMaxPoolingForTest')))

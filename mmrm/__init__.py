@@ -6,6 +6,7 @@ them with ``custom_imports = dict(imports=['mmrm'], allow_failed_imports=False)`
 """
 from .version import __version__
 from . import engine  # noqa: F401  (safe checkpoint loading under torch>=2.6, CPU AMP)
+from . import datasets  # noqa: F401  (registers the data transforms)
 from . import models  # noqa: F401  (registers the components)
 
 __all__ = ['__version__']

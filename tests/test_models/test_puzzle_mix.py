@@ -381,3 +381,19 @@ def test_neighbourhood_tiles_every_block():
     # the Fashion-MNIST config: blocks of 14, 7, 4 and 2 px with neighbourhood 4
     assert [neighbourhood(s, 4) for s in (14, 7, 4, 2)] == [2, 1, 4, 2]
     assert neighbourhood(9, 4) == 3 and neighbourhood(10, 3) == 2
+
+
+@pytest.mark.parametrize('side,blocks', [(28, (2, 4, 7, 14)), (32, (2, 4, 8, 16)), (24, (3, 6))])
+def test_every_block_count_and_neighbourhood_runs(side, blocks):
+    """Every block count dividing the image with neighbourhoods dividing its blocks or not (the
+    cells always tile the blocks): a mask per block and labels from it, nothing out of shape."""
+    pixels, sal = puzzle_inputs(2, 1, side, seed=side)
+    y = onehot([0, 1])
+    for n in blocks:
+        for neigh in (1, 3, 4, 5):
+            op = PuzzleMix(block_nums=(n, ), neigh_size=neigh, transport=False)
+            op.sample = lambda n=n: (n, 0.4)
+            mixed, score = op((pixels - 0.5) / 0.25, y, sal, pixels=pixels,
+                              index=torch.tensor([1, 0]))
+            assert op.last_mask.shape == (2, 1, n, n) and mixed.shape == (2, 1, side, side)
+            assert torch.allclose(score.sum(1), torch.ones(2))

@@ -9,6 +9,7 @@ from mmrm.models import StyleCutMix
 from mmrm.models.batch_augments.adain import AdaINStyleTransfer, adain
 
 DIST = [[0.0, 0.5, 3.0], [0.5, 0.0, 1.0], [3.0, 1.0, 0.0]]
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def onehot(labels):
@@ -163,6 +164,12 @@ def test_style_cutmix_equals_the_authors_algorithm(monkeypatch, box):
     dist = [[0.0, 0.5, 3.0], [0.5, 0.0, 1.0], [3.0, 1.0, 0.0]]
     # the config's settings (auto gamma, delta 1, r 0.7, alpha 1, prob 0.5), style grid 32
     op = make(style_distance=dist, delta=1.0, r=0.7, alpha=1.0, prob=0.5, style_size=32)
+    # variance-preserving weights, no biases: with PyTorch's default init the decoder's output
+    # hardly depends on its input, and the style half of the mix would go untested
+    for m in op.net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
+            torch.nn.init.zeros_(m.bias)
     x = torch.randn(4, 3, 24, 24)
     y = onehot([0, 1, 2, 1])
     index = torch.tensor([2, 0, 3, 1])  # pairs of other classes and one of the same class
@@ -175,6 +182,9 @@ def test_style_cutmix_equals_the_authors_algorithm(monkeypatch, box):
     with torch.no_grad():
         expect, w = ref_style_cutmix(op, x, y, index, dist, 1.0, 0.7, rs, lam_temp, cx, cy, 32)
     torch.testing.assert_close(mixed, expect, rtol=1e-4, atol=1e-5)
+    if box != 'empty' or rs > 0:  # the decoded styles reach the pixels, and differ per pair
+        g = op.net.decode(adain(op.net.encode(x), op.net.encode(x)[index]))
+        assert g.std() > 0.1 and (g[0] - g[1]).abs().mean() > 0.1
     torch.testing.assert_close(op.last_lam, w.float(), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(score, w.float()[:, None] * y + (1 - w.float()[:, None]) *
                                y[index], rtol=1e-6, atol=1e-7)

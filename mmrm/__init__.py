@@ -16,6 +16,7 @@ if not _has_mmcv_ops():
     # uses; what detection / segmentation need is said where they are asked for (utils/stack.py)
     _warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
 from . import engine  # noqa: F401  (safe checkpoint loading under torch>=2.6, CPU AMP)
+from . import datasets  # noqa: F401  (registers the data transforms)
 from . import models  # noqa: F401  (registers the components)
 
 # Without mmcv's compiled ops (the classification-only .venv of `make demo`), an uncaught

@@ -1,10 +1,14 @@
-"""Offline data for the downstream chain: detection / segmentation canvases composed from
-Fashion-MNIST items (:mod:`.fashion_mnist_canvases`). Not imported by ``import mmrm``."""
+"""Data for mmrm: the transforms the paper's comparators need and MMPretrain does not have
+(:mod:`.transforms`, registered by ``import mmrm``), and the offline detection / segmentation
+canvases composed from Fashion-MNIST items for the downstream chain
+(:mod:`.fashion_mnist_canvases`, numpy only)."""
 from .fashion_mnist_canvases import (FASHION_MNIST_CLASSES, SEG_CLASSES, SEG_PALETTE,
                                      CanvasOptions, FashionMNISTMissing, canvas_dataset_ready,
                                      compose_canvas, load_fashion_mnist, write_canvas_dataset)
+from .transforms import ClippedCutout
 
 __all__ = [
-    'FASHION_MNIST_CLASSES', 'SEG_CLASSES', 'SEG_PALETTE', 'CanvasOptions', 'FashionMNISTMissing',
-    'canvas_dataset_ready', 'compose_canvas', 'load_fashion_mnist', 'write_canvas_dataset'
+    'ClippedCutout', 'FASHION_MNIST_CLASSES', 'SEG_CLASSES', 'SEG_PALETTE', 'CanvasOptions',
+    'FashionMNISTMissing', 'canvas_dataset_ready', 'compose_canvas', 'load_fashion_mnist',
+    'write_canvas_dataset'
 ]

@@ -261,23 +261,190 @@ def style_network_files(cfg, folder):
             f'{key}.style_size': 32}
 
 
-def _recorder():
+def _recorder(observe=None):
     from mmengine.hooks import Hook
 
     class Recorder(Hook):
         priority = 'VERY_LOW'
 
         def __init__(self):
-            self.losses, self.metrics = [], None
+            self.losses, self.metrics, self.observed = [], None, []
 
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
             self.losses.append({k: float(v.detach()) if hasattr(v, "detach") else float(v)
                                 for k, v in (outputs or {}).items()})
+            if observe is not None:
+                self.observed.append(observe())
 
         def after_val_epoch(self, runner, metrics=None):
             self.metrics = dict(metrics or {})
 
     return Recorder()
+
+
+# --------------------------------------------------------------------------------------------
+# the draws of a smoke run, chosen to take every branch of the config's randomness
+# --------------------------------------------------------------------------------------------
+class Forced:
+    """A draw function that returns ``values`` in turn, cyclically (a callable value is called
+    with the draw's arguments); :meth:`used_up` tells whether every chosen draw was taken."""
+
+    def __init__(self, values):
+        self.values, self.taken = list(values), 0
+
+    def __call__(self, *args, **kwargs):
+        value = self.values[self.taken % len(self.values)]
+        self.taken += 1
+        return value(*args, **kwargs) if callable(value) else value
+
+    def used_up(self):
+        return self.taken >= len(self.values)
+
+
+class ForcedChoice:
+    """RandomBatchAugment with its choice of augment (index, None = plain batch) forced."""
+
+    def __init__(self, batch_augments, picks):
+        self.augments, self.pick = batch_augments.augments, Forced(picks)
+
+    def __call__(self, inputs, scores):
+        aug = self.augments[self.pick()]
+        return aug(inputs, scores) if aug is not None else (inputs, scores.float())
+
+
+def _cutmix_box(kind):
+    """mmpretrain CutMix.cutmix_bbox_and_lam stand-in: ``((y1, y2, x1, x2), lam)``."""
+    def box(shape, lam=None):
+        h, w = shape
+        return {'empty': ((0, 0, 0, 0), 1.), 'full': ((0, h, 0, w), 0.),
+                'partial': ((h // 4, h, 0, w // 2), 1 - (h - h // 4) * (w // 2) / (h * w))}[kind]
+    return box
+
+
+def branch_plan(cfg):
+    """``(steps, install)`` for a config: how many training steps cover every branch of its
+    randomness, and ``install(model) -> (observe, check)`` that forces the draws of those steps
+    on the built model. ``observe()`` runs after every step; ``check(observed)`` asserts that
+    each forced branch was taken. ``(2, None)`` where the config draws no branch."""
+    import torch
+    model_cfg = cfg.model
+    aug_cfg = (model_cfg.get('train_cfg') or {}).get('augments')
+    aug_type = aug_cfg.get('type') if isinstance(aug_cfg, dict) else None
+
+    if aug_type == 'RecursiveMixBatchAugment':
+        def install(model):
+            pre = model.data_preprocessor
+            aug = pre.rm_augment if model_cfg.type == 'RMClassifier' else \
+                pre.batch_augments.augments[0]
+            # an empty and a full box, both with a history to paste (seeded before step 1,
+            # as a previous step of the epoch would have left it); without history
+            # (use_history=False) the partner is the shuffled batch
+            aug.sample_box = Forced([lambda h, w: (w // 2, 0, w // 2, h),
+                                     lambda h, w: (0, 0, w, h)])
+            if aug.use_history:
+                size, channels = _smoke_input(cfg)
+                k = model_cfg.head.num_classes
+                aug.history_inputs = torch.randn(2, channels, size, size)
+                aug.history_scores = torch.softmax(torch.randn(2, k), 1)
+                aug._history_epoch = 0  # the hub's epoch of step 1: no reset
+            return (lambda: aug.last_lam,
+                    lambda seen: aug.sample_box.used_up() and seen[:2] == [0., 1.])
+        return 2, install
+
+    if aug_type == 'CutMix':
+        probs = model_cfg.train_cfg.get('probs')
+
+        def install(model):
+            pre = model.data_preprocessor
+            cutmix = pre.batch_augments.augments[0]
+            cutmix.cutmix_bbox_and_lam = Forced([_cutmix_box('empty'), _cutmix_box('full')] +
+                                                [_cutmix_box('partial')] * bool(probs))
+            if probs is not None:  # applied or not: the plain batch at step 3
+                pre.batch_augments = ForcedChoice(pre.batch_augments, [0, 0, 1, 0])
+            checks = [cutmix.cutmix_bbox_and_lam] + ([pre.batch_augments.pick] if probs else [])
+            return None, lambda seen: all(f.used_up() for f in checks)
+        return (4 if probs else 2), install
+
+    if aug_type == 'StyleCutMix':
+        def install(model):
+            aug = model.data_preprocessor.batch_augments.augments[0]
+            aug.applies = Forced([True, True, False, True])
+            full = lambda size: (0, size, 0, size)  # noqa: E731
+            aug.sample_box = Forced([lambda size: (0, 0, 0, 0), full,
+                                     lambda size: (0, size // 2, size // 4, size)])
+            return (lambda: None if aug.last_lam is None else float(aug.last_lam.mean()),
+                    lambda seen: aug.applies.used_up() and aug.sample_box.used_up()
+                    and seen[2] is None and all(v is not None for v in seen[:2] + seen[3:4]))
+        return 4, install
+
+    if model_cfg.type == 'FeatureMixClassifier':
+        ops = model_cfg.feature_mix
+        ops = list(ops) if isinstance(ops, (list, tuple)) else [ops]
+        steps = max([len(op.get('layers', ('input', ))) for op in ops] +
+                    [2 if op.get('prob', 1.) < 1 or op.type == 'FeatureCutMix' else 1
+                     for op in ops])
+        steps = 2 if steps <= 2 else 4
+
+        def install(model):
+            mixes = model.feature_mixes
+            # layer of op j at step i: every candidate, in turn
+            plans = [[op.layers[i % len(op.layers)] for op in mixes] for i in range(steps)]
+            model.sample_plan = Forced([
+                (lambda n, device, layers=layers: (torch.randperm(n, device=device),
+                                                   list(zip(mixes, layers))))
+                for layers in plans])
+            forced = [model.sample_plan]
+            for op in mixes:
+                if type(op).__name__ == 'FeatureCutMix':
+                    kinds = ['empty', 'full', 'partial', 'partial'][:steps]
+
+                    def box(kind):
+                        return lambda hw: _cutmix_box(kind)(hw)
+                    op.sample_box = Forced([box(k) for k in kinds])
+                    forced.append(op.sample_box)
+                if op.prob < 1:
+                    op.applies = Forced([True, False, True, False][:steps])
+                    forced.append(op.applies)
+            # what each step did: the layer of every op and its label weight (None: not
+            # applied; a FeatureCutMix's empty box keeps the own label, 1, a full one takes the
+            # partner's, 0)
+            expected_lams = []
+            for i in range(steps):
+                row = []
+                for op in mixes:
+                    applied = op.prob >= 1 or i % 2 == 0
+                    kind = ['empty', 'full', 'partial', 'partial'][i]
+                    row.append(None if not applied else
+                               {'empty': 1., 'full': 0.}.get(kind, 'any')
+                               if type(op).__name__ == 'FeatureCutMix' else 'any')
+                expected_lams.append(row)
+
+            def check(seen):
+                layers = [[layer for layer, _ in step] for step in seen[:steps]]
+                lams = [[lam for _, lam in step] for step in seen[:steps]]
+                return (all(f.used_up() for f in forced) and layers == plans and all(
+                    (e is None and lam is None) or (e == 'any' and lam is not None) or lam == e
+                    for row_e, row in zip(expected_lams, lams) for e, lam in zip(row_e, row)))
+            return (lambda: [(layer, lam) for _, layer, lam in model.last_mixes], check)
+        return steps, install
+
+    if model_cfg.type == 'PuzzleMixClassifier':
+        blocks = tuple(model_cfg.puzzle_mix.block_nums)
+
+        def install(model):
+            model.puzzle_mix.sample = Forced([(n, 0.5) for n in blocks])
+            return (lambda: model.puzzle_mix.last_mask.shape[-1],
+                    lambda seen: model.puzzle_mix.sample.used_up()
+                    and seen[:len(blocks)] == list(blocks))
+        return len(blocks), install
+    return 2, None
+
+
+def _smoke_input(cfg):
+    """(side, channels) of the smoke run's training batches."""
+    dataset = cfg.train_dataloader.dataset.type
+    side = {'CIFAR10': 32, 'CIFAR100': 32, 'FashionMNIST': 28}.get(dataset, smoke_size(cfg))
+    return side, int((cfg.model.get('backbone') or {}).get('in_channels', 3))
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,7 +536,7 @@ def test_comparator_hyper_parameters():
     assert (sc.gamma, sc.delta, sc.r, sc.prob, sc.style_size) == ('auto', 1.0, 0.7, 0.5, 224)
     assert c('resnet50_8xb32_in1k_stochastic-depth.py').backbone.drop_path_rate == 0.25
     cutout = [t for t in load_config('resnet50_8xb32_in1k_cutout.py').train_dataloader.dataset
-              .pipeline if t['type'] == 'Cutout']
+              .pipeline if t['type'] == 'ClippedCutout']
     assert len(cutout) == 1 and (cutout[0]['shape'], cutout[0]['prob']) == (112, 1.0)
 
 
@@ -415,15 +582,25 @@ def test_config_trains_and_validates(name, data_roots, tmp_path):
     assert dataset_type in data_roots, f'{name}: no synthetic data for {dataset_type}'
     cfg.merge_from_dict(smoke_options(cfg, data_roots[dataset_type], tmp_path / 'work'))
     cfg.merge_from_dict(style_network_files(cfg, tmp_path / 'stylemix'))
+    # the draws of the run are chosen to take every branch of the config's randomness (every
+    # block count, every candidate layer, an empty and a full box, applied or not), with as
+    # many steps as that takes (the 4-image datasets repeated where it takes 4)
+    steps, install = branch_plan(cfg)
+    if steps > 2:
+        cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=steps // 2,
+                                            dataset=cfg.train_dataloader.dataset)
 
     runner = Runner.from_cfg(cfg)
-    rec = _recorder()
+    observe, check = install(runner.model) if install else (None, None)
+    rec = _recorder(observe)
     runner.register_hook(rec)
     try:
         runner.train()
         model = runner.model
         # every config runs at least two steps (RM pastes a history from the second on)
-        assert len(rec.losses) == runner.train_loop.max_iters >= 2, rec.losses
+        assert len(rec.losses) == runner.train_loop.max_iters >= max(steps, 2), rec.losses
+        if check is not None:
+            assert check(rec.observed), (name, rec.observed)
         for step in rec.losses:
             assert math.isfinite(step['loss']), (name, rec.losses)
         if cfg.model.type == 'RMClassifier':

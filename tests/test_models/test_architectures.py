@@ -9,7 +9,14 @@ targets). For each family:
   parameter gets a gradient, ``loss_rm`` is finite and non-zero on the second step;
 * the RoI branch reads exactly the map the main path pools: with the box covering the whole
   input, the 1x1 RoIAlign (plus the post-pool transform) equals the pooled feature of the main
-  path (the global average of the same map samples every cell centre once);
+  path (the global average of the same map samples every cell centre once); for
+  Inception-v3, whose backbone pools and classifies itself, its classifier on the whole box
+  gives the main logits;
+* it reads that map in the right layout: the tapped tensor replaced by a position-coded one
+  (row, column, row-major index per channel; class tokens coded far off) in the network's own
+  layout, on a non-square input where the family takes one, a partial asymmetric box pools to
+  the code at its centre, so a transposed grid, another factorisation of a token sequence or a
+  shifted token offset fails;
 * deploy: ``convert_rm_checkpoint`` of the trained RM model loads strictly (0 missing / 0
   unexpected keys) into the model built from the original config, with the same logits.
 """
@@ -65,8 +72,9 @@ FAMILIES = {
     'HRNet': ('hrnet/hrnet-w18.py', {}, 32, PoolingInputTap),
     # (mmpretrain 1.2's LeViT refuses every custom arch dict: its key check and its reads
     # disagree, so the smallest zoo arch)
-    'LeViT': ('levit-256-p16.py', dict(backbone=dict(arch='128s', img_size=64),
-                                       head=dict(distillation=False)), 64, PoolingInputTap),
+    # (128 px: its last map is 2 x 2, a box inside it can be partial)
+    'LeViT': ('levit-256-p16.py', dict(backbone=dict(arch='128s', img_size=128),
+                                       head=dict(distillation=False)), 128, PoolingInputTap),
     'EfficientFormer': ('efficientformer-l1.py', dict(backbone=dict(arch=dict(
         layers=[1, 1, 1, 2], embed_dims=[8, 16, 24, 32], downsamples=[False, True, True, True],
         vit_num=1)), head=dict(distillation=False)), 224, PoolingInputTap),
@@ -90,6 +98,103 @@ FAMILIES = {
         arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64),
         img_size=32, patch_size=8, drop_path_rate=0.)), 32, TokenTap),
 }
+
+
+# the input of the position-coded check: non-square where the family takes any size, each
+# side a multiple of the map's stride and at least two cells; and, for maps handed over as a
+# token sequence, its TRUE layout (from the architecture, not from the grid inference under
+# test): (layout, stride, leading class / distillation tokens)
+CODED_INPUT = {family: (64, 96) for family in FAMILIES}
+CODED_INPUT.update({'LeViT': (128, 128), 'EfficientFormer': (224, 224), 'TinyViT': (64, 96),
+                    'Inception-v3': (139, 171), 'ViT': (32, 48), 'DeiT-3': (32, 48)})
+# TinyViT fixes its token grid when built (img_size): its coded check runs on a model built for
+# the non-square input, so that its inferred (2, 3) grid transposed or re-factored shows.
+# (EfficientFormer's token grid is 7 x 7 whatever is done: its attention biases are built for
+# resolution 7, so only square grids run, and there a transposed grid is the same grid.)
+CODED_BUILD = {'TinyViT': dict(backbone=dict(img_size=CODED_INPUT['TinyViT']))}
+TOKEN_LAYOUT = {'EfficientFormer': ('ncl', 32, 0), 'TinyViT': ('nlc', 32, 0),
+                'ViT': ('nlc', 8, 1), 'DeiT-3': ('nlc', 8, 1)}
+
+
+def position_code(channels, grid):
+    """(C, h, w): channel 0 the row, 1 the column, 2 the row-major position, the others
+    constants. Linear in (row, column), so ANY bilinear RoIAlign of a box inside the map is the
+    code at the box centre (symmetric samples); a transposed grid, another factorisation or a
+    shifted token order give other values."""
+    gh, gw = grid
+    y, x = torch.meshgrid(torch.arange(gh, dtype=torch.float32),
+                          torch.arange(gw, dtype=torch.float32), indexing='ij')
+    rest = (torch.arange(3, channels, dtype=torch.float32) % 7 / 10)[:, None, None]
+    return torch.cat([torch.stack([y, x, y * gw + x]), rest.expand(-1, gh, gw)])
+
+
+def coded_like(real, family, input_hw):
+    """A position-coded tensor with ``real``'s shape, in the network's own layout; (its grid,
+    its code (C, h, w))."""
+    layout, stride, extra = TOKEN_LAYOUT.get(family, ('nchw', None, 0))
+    if layout == 'nchw':
+        grid = tuple(real.shape[-2:])
+        code = position_code(real.size(1), grid)
+        return code.expand_as(real).to(real).clone(), grid, code
+    grid = (input_hw[0] // stride, input_hw[1] // stride)
+    channels = real.size(1) if layout == 'ncl' else real.size(2)
+    code = position_code(channels, grid)
+    flat = code.reshape(channels, -1)  # row-major positions
+    if layout == 'ncl':
+        out = flat
+    else:  # class tokens first, coded far off so that reading one shows
+        out = torch.cat([torch.full((extra, channels), 1000.), flat.T])
+    assert out.shape == real.shape[1:], (family, out.shape, real.shape)
+    return out.expand_as(real).to(real).clone(), grid, code
+
+
+def inject(tap, make):
+    """Replace the tapped tensor by ``make(tensor)`` in the forward (a hook registered before
+    the tap's own, so the tap records the replacement)."""
+    if isinstance(tap, PoolingInputTap):
+        def pre(module, args):
+            x = args[0]
+            if isinstance(x, (tuple, list)):
+                return (type(x)([*x[:-1], make(x[-1])]), *args[1:])
+            return (make(x), *args[1:])
+        return tap.module.register_forward_pre_hook(pre)
+    module = tap.stage if isinstance(tap, StageOutputTap) else tap.token_module
+    return module.register_forward_hook(lambda m, args, out: make(out))
+
+
+def check_partial_box_on_coded_map(model, family):
+    """The RoI branch pools a partial, asymmetric box of a position-coded map: the pooled
+    feature is the code at the box centre, in the map's cells."""
+    h_in, w_in = CODED_INPUT[family]
+    made = {}
+
+    def make(real):
+        out, made['grid'], made['code'] = coded_like(real, family, (h_in, w_in))
+        return out
+
+    x = torch.rand(2, 3, h_in, w_in) * 2 - 1
+    handle = inject(model.feature_tap, make)
+    try:
+        with torch.no_grad(), model.feature_tap.capture((h_in, w_in)) as found:
+            model.extract_feat(x)
+    finally:
+        handle.remove()
+    gh, gw = made['grid']
+    assert gh >= 2 and gw >= 2, (family, made['grid'])
+    # a box in map coordinates (cell centres at integers), partial and asymmetric: rows
+    # [0, (h-1)/2], columns [(w-1)/3, w-1]; in input pixels via the map's stride per axis
+    fy, fx = (0., (gh - 1) / 2), ((gw - 1) / 3, gw - 1.)
+    box = ((fx[0] + .5) * w_in / gw, (fy[0] + .5) * h_in / gh,
+           (fx[1] + .5) * w_in / gw, (fy[1] + .5) * h_in / gh)
+    with torch.no_grad():
+        pooled = model.roi_head.pool(found.map, box, (h_in, w_in))
+        yc, xc = sum(fy) / 2, sum(fx) / 2
+        expect = made['code'][:, 0, 0].clone()
+        expect[:3] = torch.tensor([yc, xc, yc * gw + xc])
+        if found.post_pool is not None:
+            pooled, expect = found.post_pool(pooled), found.post_pool(expect[None])[0]
+    torch.testing.assert_close(pooled, expect.expand_as(pooled), rtol=1e-4, atol=1e-4,
+                               msg=f'{family}: grid {made["grid"]}')
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -182,8 +287,21 @@ def test_rm_trains_every_family_and_deploys_as_the_original(family, tmp_path):
     whole = model.roi_head.pool(found.map, (0, 0, side, side), (side, side))
     if found.post_pool is not None:
         whole = found.post_pool(whole)
-    pooled = _main_path_pooled(model, found, seen['head_in'])
-    torch.testing.assert_close(whole, pooled, rtol=1e-4, atol=1e-5)
+    tap = model.feature_tap
+    if isinstance(tap, PoolingInputTap) and tap.name.startswith('backbone.'):
+        # Inception-v3: the backbone pools and classifies itself, the head sees its logits:
+        # its classifier (dropout is the identity in eval) on the whole box gives them
+        fc = model.get_submodule(model._final_linear_name)
+        with torch.no_grad():
+            torch.testing.assert_close(fc(whole), logits, rtol=1e-4, atol=1e-5)
+    else:
+        pooled = _main_path_pooled(model, found, seen['head_in'])
+        torch.testing.assert_close(whole, pooled, rtol=1e-4, atol=1e-5)
+    # ... and reads it in the right layout: a partial box of a position-coded map
+    coded = model
+    if family in CODED_BUILD:
+        coded = MODELS.build(merge(rm_model_cfg(family), CODED_BUILD[family])).eval()
+    check_partial_box_on_coded_map(coded, family)
 
     # deploy: the original config's model, strictly, same logits
     converted, dropped = convert_rm_checkpoint(dict(state_dict=model.state_dict()))
@@ -218,6 +336,4 @@ def _main_path_pooled(model, found, head_in):
         finally:
             backbone.out_type = 'cls_token'
         return fmap.mean((2, 3))
-    if isinstance(tap, PoolingInputTap) and tap.name.startswith('backbone.'):
-        return tap.module(found.map.tensor).flatten(1)  # Inception: the head sees logits
     return feats.flatten(1)

@@ -278,3 +278,19 @@ def test_resize_fill_writes_exactly_the_interpolated_box_on_both_paths(in_hw):
             expect[..., y1:y2, x1:x2] = F.interpolate(src, size=(y2 - y1, x2 - x1),
                                                       mode='nearest')
             assert torch.equal(out, expect), (layout, (x1, y1, x2, y2))
+
+
+def test_non_image_batches_are_refused_with_the_shapes():
+    from mmrm.models.batch_augments.resize_fill import resize_fill_nearest_
+    aug = RecursiveMixBatchAugment()
+    with pytest.raises(ValueError, match=r'an \(N, C, H, W\) image batch .* got inputs '
+                                         r'\(3, 16, 16\)'):
+        aug(torch.rand(3, 16, 16), onehot([0, 1, 2]))
+    with pytest.raises(ValueError, match=r'scores \(2, 5\)'):
+        aug(torch.rand(3, 1, 16, 16), onehot([0, 1]))
+    box = torch.zeros(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r'ResizeFill resizes an \(N, C, H, W\) .* got '
+                                         r'\(3, 16, 16\) into \(2, 3, 8, 8\)'):
+        resize_fill_nearest_(box, torch.rand(3, 16, 16))
+    with pytest.raises(ValueError, match=r'got \(2, 1, 16, 16\) into \(2, 3, 8, 8\)'):
+        resize_fill_nearest_(box, torch.rand(2, 1, 16, 16))

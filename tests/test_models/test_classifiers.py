@@ -98,30 +98,43 @@ def test_loss_equals_hand_computation_over_two_steps(model):
     assert torch.allclose(losses2['loss_rm'], expect, rtol=1e-5, atol=1e-7)
 
 
-def test_losses_and_gradients_equal_the_per_sample_reference_path():
-    """Same inputs, same history, same box: the batch-level path (RMMix, ``loss_module`` on
-    the batch's scores, matmul RoI pooling, host-float lambda) gives the losses and the
-    gradients of the per-sample path it replaced."""
-    from mmpretrain.models.utils import ClsDataPreprocessor
+def nearest_by_index(src, out_h, out_w):
+    """Nearest resize written independently of F.interpolate: src index = floor(dst * in / out)."""
+    in_h, in_w = src.shape[-2:]
+    rows = (torch.arange(out_h) * in_h) // out_h
+    cols = (torch.arange(out_w) * in_w) // out_w
+    return src[..., rows[:, None], cols[None, :]]
+
+
+def test_losses_and_gradients_equal_an_independent_reference_path():
+    """Same inputs, same box, three steps: the batch-level path (RMDataPreprocessor's one-hot
+    scatter and paste, RMMix, ``loss_module`` on the batch's scores, matmul RoI pooling,
+    host-float lambda) against a reference written here: the history pasted by index
+    arithmetic, labels mixed by hand, soft CE, torchvision's RoIAlign, KL per sample."""
     torch.manual_seed(0)
     model = MODELS.build(tiny_model_cfg())
     model.init_weights()
     model.train()
-    ref_pre = ClsDataPreprocessor(mean=[0.] * 3, std=[1.] * 3, num_classes=NUM_CLASSES,
-                                  batch_augments=dict(augments=dict(
-                                      type='RecursiveMixBatchAugment')))
-    box = (3, 5, 27, 21)
-    for aug in (model.data_preprocessor.rm_augment, ref_pre.batch_augments.augments[0]):
-        aug.sample_box = lambda h, w: box
-    hist_logits = None
+    box = (3, 5, 27, 21)  # x1, y1, x2, y2: 24 wide, 16 high on 32 x 32
+    model.data_preprocessor.rm_augment.sample_box = lambda h, w: box
+    hist_x = hist_y = hist_logits = None
     for step in range(3):
         data = data_batch(seed=10 + step)
         new = model.data_preprocessor(data_batch(seed=10 + step), True)
-        ref = ref_pre(data, True)
-        assert torch.equal(new['inputs'], ref['inputs'])
-        ref_scores = torch.stack([s.gt_score for s in ref['data_samples']])
-        assert torch.equal(new['rm_mix'].scores, ref_scores)
-        lam = new['rm_mix'].lam
+        # the reference mix (mean 0, std 1: the inputs as floats)
+        ref_x = data['inputs'].float().clone()
+        ref_y = F.one_hot(torch.cat([s.gt_label for s in data['data_samples']]),
+                          NUM_CLASSES).float()
+        lam = 0.
+        if hist_x is not None:
+            x1, y1, x2, y2 = box
+            ref_x[..., y1:y2, x1:x2] = nearest_by_index(hist_x, y2 - y1, x2 - x1)
+            lam = (x2 - x1) * (y2 - y1) / (32 * 32)
+            ref_y = lam * hist_y + (1 - lam) * ref_y
+        hist_x, hist_y = ref_x, ref_y
+        assert torch.equal(new['inputs'], ref_x)
+        torch.testing.assert_close(new['rm_mix'].scores, ref_y, rtol=0, atol=1e-7)
+        assert new['rm_mix'].lam == pytest.approx(lam)
 
         model.zero_grad()
         losses = model.loss(**new)
@@ -129,9 +142,9 @@ def test_losses_and_gradients_equal_the_per_sample_reference_path():
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
 
         model.zero_grad()
-        feats = model.backbone(ref['inputs'])
+        feats = model.backbone(ref_x)
         logits = model.head(model.neck(feats))
-        ref_loss = model.head._get_loss(logits, ref['data_samples'])['loss']
+        ref_loss = soft_ce(logits, ref_y)
         boxes = torch.tensor([box if lam else (0, 0, 0, 0)] * 4, dtype=torch.float32)
         rois = torch.cat([torch.arange(4.)[:, None], boxes], 1)
         pooled = torchvision.ops.roi_align(feats[-1], rois, 1, feats[-1].size(-1) / 32, 0,
@@ -345,3 +358,69 @@ def test_model_type_is_registered_and_deploy_drops_only_roi_head(model):
     assert MODELS.get('RMClassifier') is RMClassifier
     rm_only = [k for k in model.state_dict() if k.startswith('roi_head.')]
     assert rm_only == ['roi_head.fc.weight', 'roi_head.fc.bias']
+
+
+def gem_model():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(neck=dict(type='GeneralizedMeanPooling', p=3.)))
+    model.init_weights()
+    return model.train()
+
+
+def test_gem_pooling_the_box_is_the_main_paths_generalised_mean():
+    """GeM main path: the RoI branch pools the box as a generalised mean, so the whole box is
+    the neck's output and a partial box is (mean over its cells of max(x, eps)^p)^(1/p)."""
+    model = gem_model()
+    with torch.no_grad():
+        model.neck.p.fill_(2.5)  # a trained p, not the initial 3
+    seen = {}
+    model.neck.register_forward_pre_hook(lambda m, a: seen.__setitem__('map', a[0][-1]))
+    model.neck.register_forward_hook(lambda m, a, out: seen.__setitem__('gem', out[-1]))
+    x = model.data_preprocessor(data_batch(seed=3), False)['inputs']
+    model.eval()
+    with torch.no_grad():
+        with model.feature_tap.capture((32, 32)) as found:
+            model.extract_feat(x)
+        whole = found.post_pool(model.roi_head.pool(found.map, (0, 0, 32, 32), (32, 32)))
+        # cells of 8 px on the 4 x 4 map: rows 1-2, columns 0-2 (x1, y1, x2, y2 in pixels)
+        part = found.post_pool(model.roi_head.pool(found.map, (0, 8, 24, 24), (32, 32)))
+    torch.testing.assert_close(whole, seen['gem'], rtol=1e-5, atol=1e-6)
+    fmap = seen['map'].clamp(min=1e-6).double()
+    expect = torch.stack([torch.stack([
+        torch.stack([fmap[n, c, y, x]**2.5 for y in (1, 2) for x in (0, 1, 2)]).mean()**(1 / 2.5)
+        for c in range(fmap.size(1))]) for n in range(fmap.size(0))])
+    torch.testing.assert_close(part.double(), expect, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(part, whole)
+
+
+def test_gem_model_trains_with_finite_gradients_on_an_empty_and_a_real_box():
+    model = gem_model()
+    boxes = iter([(0, 0, 0, 0), (4, 0, 4, 32), (3, 5, 27, 21)])  # none, empty, real
+    model.data_preprocessor.rm_augment.sample_box = lambda h, w: next(boxes)
+    for step in range(3):
+        model.zero_grad()
+        data = model.data_preprocessor(data_batch(seed=step), True)
+        losses = model.loss(**data)
+        sum(losses.values()).backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters()
+                   if p.grad is not None), step
+    assert data['rm_mix'].lam > 0 and losses['loss_rm'] > 0
+    assert model.neck.p.grad is not None and model.neck.p.grad.abs() > 0
+
+
+def test_a_global_max_pooling_main_path_is_refused_at_build():
+    from mmpretrain.registry import MODELS as REGISTRY
+
+    @REGISTRY.register_module(force=True)
+    class GlobalMaxPoolingForTest(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = torch.nn.AdaptiveMaxPool2d(1)
+
+        def forward(self, x):
+            return tuple(self.pool(v).flatten(1) for v in x)
+
+    with pytest.raises(ValueError, match=r'pools the map with a global MAX \(neck.pool, '
+                                         r'AdaptiveMaxPool2d\).*GlobalAveragePooling or '
+                                         r'GeneralizedMeanPooling'):
+        MODELS.build(tiny_model_cfg(neck=dict(type='GlobalMaxPoolingForTest')))

@@ -100,3 +100,46 @@ def test_samples_of_another_kind_are_refused(pre):
     with pytest.raises(TypeError, match='DataSample'):
         pre(d, True)
     assert isinstance(data_batch(n=1)['data_samples'][0], DataSample)
+
+
+def demo_model(**pre):
+    """The RM demo config's model (configs/rm/resnet18-w16_1xb128_fashion-mnist_rm.py)."""
+    from mmrm.utils import load_config, model_config
+    cfg = model_config(load_config('configs/rm/resnet18-w16_1xb128_fashion-mnist_rm.py'))
+    cfg['data_preprocessor'].update(pre)
+    return MODELS.build(cfg)
+
+
+def fm_batch(labels):
+    return dict(inputs=torch.randint(0, 256, (len(labels), 1, 28, 28), dtype=torch.uint8),
+                data_samples=[DataSample().set_gt_label(v) for v in labels])
+
+
+@pytest.mark.parametrize('labels,bad', [([3, 10], '10'), ([-1, 2], '-1'), ([12, 0], '12')])
+def test_labels_outside_the_classes_stop_before_the_first_step(labels, bad):
+    model = demo_model()
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    before = [p.clone() for p in model.parameters()]
+    model.train_step(fm_batch([1, 2]), optim)  # a good step first: the history is set
+    after_good = [p.clone() for p in model.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(before, after_good))
+    with pytest.raises(ValueError, match=rf'gt_label \[{bad}\] outside the allowed 0 \.\. 9 '
+                                         r'\(num_classes=10\)'):
+        model.train_step(fm_batch(labels), optim)
+    assert all(torch.equal(a, b) for a, b in zip(after_good, model.parameters()))
+
+
+def test_soft_targets_of_another_width_are_refused():
+    model = demo_model()
+    d = fm_batch([1, 2])
+    for s in d['data_samples']:
+        s.set_gt_score(torch.full((7, ), 1 / 7))
+    with pytest.raises(ValueError, match=r"gt_score have \[7\] entries but the classifier has "
+                                         r'num_classes=10'):
+        model.data_preprocessor(d, True)
+
+
+def test_a_preprocessor_with_other_classes_than_the_head_is_refused_at_build():
+    with pytest.raises(ValueError, match=r'data_preprocessor.num_classes=12 but the classifier '
+                                         r'has 10 classes .*set data_preprocessor.num_classes=10'):
+        demo_model(num_classes=12)

@@ -11,6 +11,8 @@ from mmpretrain.registry import MODELS
 
 from mmrm.models import DropBlock
 
+pytestmark = pytest.mark.usefixtures('one_thread')
+
 
 @pytest.fixture(autouse=True)
 def no_runtime_info():
@@ -195,3 +197,69 @@ def test_pyramidnet_placement():
     # 3 basic blocks per stage: bn2, bn3 and the shortcut each
     assert len(calls) == 2 * 3 * 3 and set(calls.values()) == {1}
     assert isinstance(model.layer2[0].downsample, nn.Sequential)
+
+
+# --------------------------------------------------------------------------------------------
+# DropBlock against an independent reference of its authors' code (Ghiasi et al.; TPU ResNet
+# ``dropblock``): seeds where uniform noise < gamma at the valid block CENTRES of the map,
+# blocks grown by a SAME-padded k x k min pool of the keep pattern, output x * M / mean(M).
+# --------------------------------------------------------------------------------------------
+def ref_dropblock(x, noise, keep_prob, block):
+    """The authors' algorithm in numpy loops, on square maps: ``noise`` is their uniform draw
+    (N, C, W, W). Returns (output, keep mask, gamma)."""
+    x, noise = x.double().numpy(), noise.double().numpy()
+    n, c, width, _ = x.shape
+    k = min(block, width)
+    gamma = (1 - keep_prob) * width**2 / k**2 / (width - k + 1)**2
+    lo, hi = k // 2, width - (k - 1) // 2  # valid centres: lo <= i < hi
+    pattern = np.ones_like(x)  # 1 = keep
+    for i in range(lo, hi):
+        for j in range(lo, hi):
+            pattern[:, :, i, j] = noise[:, :, i, j] >= gamma
+    if k == width:
+        mask = pattern.min((2, 3), keepdims=True) * np.ones_like(x)
+    else:  # -max_pool(-pattern, k, stride 1, 'SAME'): pad (k-1)//2 before, the rest after
+        before = (k - 1) // 2
+        mask = np.ones_like(x)
+        for i in range(width):
+            for j in range(width):
+                ys = slice(max(i - before, 0), min(i - before + k, width))
+                xs = slice(max(j - before, 0), min(j - before + k, width))
+                mask[:, :, i, j] = pattern[:, :, ys, xs].min((2, 3))
+    return x / mask.mean() * mask, mask, gamma
+
+
+@pytest.mark.parametrize('block,width', [(3, 7), (4, 8), (4, 4), (7, 7), (7, 14), (3, 2)])
+def test_dropblock_equals_the_authors_algorithm(monkeypatch, block, width):
+    """Same noise for both: the reference seeds a block CENTRE where noise < gamma; the layer
+    draws Bernoulli(gamma) seeds at block CORNERS, so its draw is the reference's seeds moved
+    to their corners (centre - k // 2)."""
+    g = torch.Generator().manual_seed(block * 100 + width)
+    x = torch.rand(2, 3, width, width, generator=g) + 0.5
+    noise = torch.rand(2, 3, width, width, generator=g)
+    keep_prob = 0.7
+    k = min(block, width)
+    expect, mask, gamma = ref_dropblock(x, noise, keep_prob, block)
+    seen = {}
+
+    def corner_seeds(probs):
+        seen['gamma'] = probs.flatten()[0].item()
+        assert probs.shape == (2, 3, width - k + 1, width - k + 1)
+        centres = noise[:, :, k // 2:k // 2 + width - k + 1, k // 2:k // 2 + width - k + 1]
+        return (centres < gamma).float()
+
+    monkeypatch.setattr(torch, 'bernoulli', corner_seeds)
+    out = DropBlock(drop_prob=1 - keep_prob, block_size=block, schedule='constant').train()(x)
+    assert seen['gamma'] == pytest.approx(gamma, rel=1e-6)
+    assert 0 < mask.mean() < 1, 'the draw must drop something and keep something'
+    np.testing.assert_array_equal((out != 0).numpy(), mask.astype(bool))
+    np.testing.assert_allclose(out.numpy(), expect, rtol=1e-6, atol=1e-6)
+
+
+def test_dropblock_refuses_maps_that_are_not_4d():
+    layer = DropBlock(drop_prob=0.1, block_size=3, schedule='constant')
+    for shape in ((2, 16, 32), (2, 32)):
+        for mode in (True, False):
+            with pytest.raises(ValueError, match=rf'\(N, C, H, W\) feature maps; got shape '
+                                                 rf'\({shape[0]}, {shape[1]}'):
+                layer.train(mode)(torch.rand(*shape))

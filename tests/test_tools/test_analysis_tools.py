@@ -10,7 +10,9 @@ run them (``main(argv)`` of the script, or a subprocess):
 * ``effective_classes.py``: the CLI's plot and CSV;
 * ``vis_cam_compare.py``: the PNG layout, and a checkpoint that does not fit is refused;
 * ``plot_sweep.py``: means / stds of fake work dirs with known accuracies;
-* ``compare_fashion_mnist.py``: the table from finished runs and the run matrix.
+* ``compare_fashion_mnist.py``: the table from finished runs and the run matrix;
+* ``train_steps_check.py``: seeded PuzzleMix steps all pass, and failing steps are counted and
+  turn the exit status to 1 (the check can fail).
 """
 import copy
 import json
@@ -29,7 +31,7 @@ from PIL import Image
 from mmrm.analysis.variants import build_model, derive_variants
 from mmrm.utils import load_config
 from tests.utils import (REPO_ROOT, TINY_RM_LAST_CHANNELS, TINY_RM_NUM_CLASSES, load_tool,
-                         tool_env, write_config)
+                         tool_env, write_config, write_fashion_mnist)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -299,3 +301,23 @@ def test_compare_fashion_mnist_accepts_the_other_comparators(tmp_path):
     rows = tool.main(['--summary-only', '--work-root', str(tmp_path), '--out',
                       str(tmp_path / 'cmp.png'), '--seeds', '0', '--methods', *extra])
     assert [(r['method'], r['errors']) for r in rows] == [('moex', [9.0]), ('puzzlemix', [9.5])]
+
+
+def test_train_steps_check_counts_failing_steps(tmp_path, capsys):
+    """The PuzzleMix Fashion-MNIST config's seeded steps all pass (a block count per step is
+    reported); with a block count that does not divide 28 px every step fails, is counted with
+    its message, and the exit status is 1."""
+    tool = load_tool('tools/analysis_tools/train_steps_check.py')
+    root = write_fashion_mnist(tmp_path / 'fm', n_train=16)
+    config = str(REPO_ROOT / 'configs/rm/resnet18-w16_1xb128_fashion-mnist_puzzlemix.py')
+    base = [config, '--steps', '4', '--batch-size', '4', '--threads', '1', '--cfg-options',
+            f'train_dataloader.dataset.data_root={root}']
+    assert tool.main(base) == 0
+    out = capsys.readouterr().out
+    assert '4 ok, 0 failed of 4 steps (seed 0, batch 4)' in out
+    assert len(re.findall(r'step +\d+: ok +\(blocks (?:2|4|7|14)\)', out)) == 4
+    assert tool.main(base + ['model.puzzle_mix.block_nums=[3]']) == 1
+    out = capsys.readouterr().out
+    assert '0 ok, 4 failed of 4 steps' in out
+    assert '4x ValueError: PuzzleMix: the image size 28x28 is not a multiple of the block ' \
+           'count 3' in out

@@ -85,6 +85,10 @@ class DropBlock(nn.Module):
         return 1. - dropped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f'DropBlock drops square blocks of (N, C, H, W) feature maps; got '
+                             f'shape {tuple(x.shape)}: place it after a convolution (stages of '
+                             'a CNN backbone), not on tokens or pooled features')
         if not self.training:
             return x
         drop_prob = self.current_drop_prob()

@@ -54,6 +54,42 @@ def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     return (content - c_mean) / c_std * s_std + s_mean
 
 
+def _read_weights(part: str, path: str, module: nn.Sequential) -> dict:
+    """The state dict of ``module`` (a Sequential: keys ``<index>.weight`` / ``.bias``) from
+    ``path``: a plain state dict as the authors' files, or one nested under ``state_dict`` /
+    ``model`` or saved from a (Distributed)DataParallel wrapper (``module.`` prefixes). The
+    encoder file holds the whole VGG-19: layers past relu4_1 are dropped. Anything else is an
+    error naming the file and what it must hold."""
+    def refuse(why):
+        return ValueError(f'StyleCutMix: {part} weights {path!r} {why}; expected {WEIGHTS_HINT}, '
+                          f'a state dict with keys like {list(module.state_dict())[:2]}')
+
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # not a torch file, or pickled objects weights_only refuses
+        raise refuse(f'cannot be read as a weights-only torch file ({exc})') from exc
+    for key in ('state_dict', 'model'):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise refuse(f'holds a {type(state).__name__}, not a state dict of tensors')
+    state = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
+    index = [k.split('.')[0] for k in state]
+    if not all(i.isdigit() for i in index):
+        raise refuse(f'has keys {sorted(k for k in state if not k.split(".")[0].isdigit())[:3]}'
+                     ' that are not layers of the network')
+    state = {k: v for k, v, i in zip(state, state.values(), index) if int(i) < len(module)}
+    expected = module.state_dict()
+    if set(state) != set(expected) or any(v.shape != expected[k].shape
+                                          for k, v in state.items()):
+        wrong = sorted(set(expected) ^ set(state)) or [
+            f'{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}' for k, v in state.items()
+            if v.shape != expected[k].shape]
+        raise refuse(f'does not match the {part} ({wrong[:3]})')
+    return state
+
+
 class AdaINStyleTransfer(nn.Module):
     """Frozen VGG-19 encoder (to relu4_1) + AdaIN decoder.
 
@@ -80,11 +116,8 @@ class AdaINStyleTransfer(nn.Module):
                         f'StyleCutMix: {part} weights {path!r} not found. Put {WEIGHTS_HINT} '
                         'at the configured encoder_checkpoint / decoder_checkpoint paths '
                         '(random_init=True is for tests only)')
-                state = torch.load(path, map_location='cpu', weights_only=True)
                 module = getattr(self, part)
-                if part == 'encoder':
-                    state = {k: v for k, v in state.items() if int(k.split('.')[0]) < len(module)}
-                module.load_state_dict(state, strict=True)
+                module.load_state_dict(_read_weights(part, path, module), strict=True)
         self.requires_grad_(False)
         self.eval()
 

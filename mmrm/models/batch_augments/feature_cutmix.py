@@ -38,13 +38,18 @@ class FeatureCutMix(PairMix):
         self.alpha = check_positive('FeatureCutMix', 'alpha', alpha)
         self._sampler = CutMix(alpha=self.alpha)
 
+    def sample_box(self, hw: Tuple[int, int]) -> Tuple[Tuple[int, int, int, int], float]:
+        """``((y1, y2, x1, x2), lam)``: the box on an ``hw`` map and the share outside it."""
+        lam0 = np.random.beta(self.alpha, self.alpha)
+        (y1, y2, x1, x2), lam = self._sampler.cutmix_bbox_and_lam(hw, lam0)
+        return (int(y1), int(y2), int(x1), int(x2)), float(lam)
+
     def mix(self, x: torch.Tensor, index: torch.Tensor) -> Tuple[torch.Tensor, float]:
         if x.dim() != 4:
             raise ValueError('FeatureCutMix mixes (N, C, H, W) maps; the chosen layer gave '
                              f'shape {tuple(x.shape)}')
-        lam0 = np.random.beta(self.alpha, self.alpha)
-        (y1, y2, x1, x2), lam = self._sampler.cutmix_bbox_and_lam(x.shape[-2:], lam0)
+        (y1, y2, x1, x2), lam = self.sample_box(tuple(x.shape[-2:]))
         # Out of place: a module's output may still be needed by its own backward.
         out = x.clone()
         out[..., y1:y2, x1:x2] = x[index, :, y1:y2, x1:x2]
-        return out, float(lam)
+        return out, lam

@@ -36,6 +36,9 @@ class ManifoldMixup(PairMix):
         super().__init__(prob=prob, layers=layers)
         self.alpha = check_positive('ManifoldMixup', 'alpha', alpha)
 
+    def sample_lam(self) -> float:
+        return float(np.random.beta(self.alpha, self.alpha))
+
     def mix(self, x: torch.Tensor, index: torch.Tensor) -> Tuple[torch.Tensor, float]:
-        lam = float(np.random.beta(self.alpha, self.alpha))
+        lam = self.sample_lam()
         return lam * x + (1. - lam) * x[index], lam

@@ -57,11 +57,15 @@ class PairMix:
             index: torch.Tensor) -> Tuple[torch.Tensor, Union[float, torch.Tensor]]:
         raise NotImplementedError
 
+    def applies(self) -> bool:
+        """Whether this call mixes: one host draw against ``prob`` (np.random, seeded by
+        MMEngine like mmpretrain's augments; no draw when ``prob`` is 1)."""
+        return self.prob >= 1 or np.random.rand() < self.prob
+
     def __call__(self, x: torch.Tensor, scores: torch.Tensor,
                  index: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         scores = scores.float()
-        # One host draw per call (np.random, seeded by MMEngine like mmpretrain's augments).
-        if self.prob < 1 and not np.random.rand() < self.prob:
+        if not self.applies():
             self.last_lam = None
             return x, scores
         if index is None:

@@ -28,10 +28,14 @@ def import_gco():
 
 @functools.lru_cache(maxsize=16)
 def transport_cost(block_num: int) -> torch.Tensor:
-    """(n^2, n^2) squared distance between the blocks of an n x n grid (row-major), / (n-1)^2."""
-    ij = torch.stack(torch.meshgrid(torch.arange(block_num), torch.arange(block_num),
-                                    indexing='ij'), -1).view(-1, 2).float()
-    return torch.cdist(ij, ij).pow(2) / (block_num - 1)**2
+    """(n^2, n^2) squared distance between the blocks of an n x n grid (row-major), / (n-1)^2:
+    the integer :math:`(r_i - r_j)^2 + (c_i - c_j)^2` divided once in float32, bit for bit the
+    authors' ``cost_matrix`` (``cdist(..)**2`` is off by up to 2 ulps; equal distances in a row
+    stay equal either way, so this is exactness, not a change of the plan seen in tests)."""
+    r, c = torch.arange(block_num).repeat_interleave(block_num), torch.arange(block_num).repeat(
+        block_num)
+    sq = (r[:, None] - r[None, :]).pow(2) + (c[:, None] - c[None, :]).pow(2)
+    return sq.float() / (block_num - 1)**2
 
 
 def label_prior(n_labels: int, alpha: float, eps: float = 1e-8) -> np.ndarray:
@@ -42,6 +46,19 @@ def label_prior(n_labels: int, alpha: float, eps: float = 1e-8) -> np.ndarray:
     m = n_labels - 1
     return np.array([-np.log(comb(m, k) * alpha**(m - k) * (1 - alpha)**k + eps)
                      for k in range(n_labels)])
+
+
+def neighbourhood(block_side: int, neigh_size: int) -> int:
+    """Pooling side of the data-smoothness term for blocks of ``block_side`` pixels: the largest
+    divisor of ``block_side`` not above ``neigh_size``.
+
+    The pooled cells must tile each block, so that the cells on either side of a block boundary
+    are whole cells of the two blocks. The authors' code pools by ``min(neigh_size, block)``,
+    which divides the block side for their 2^k block counts on 32 / 64 / 224 px images, and this
+    rule gives the same size there; otherwise (28 px with 7 blocks of 4, neighbourhood 3, say)
+    their boundary rows would fall inside blocks and the maps come out of the wrong size.
+    """
+    return max(d for d in range(1, min(neigh_size, block_side) + 1) if block_side % d == 0)
 
 
 def neighbour_penalty(a: torch.Tensor, b: torch.Tensor, kh: int, kw: int):
@@ -90,7 +107,9 @@ class PuzzleMix:
     2. unary terms: the block-pooled saliency, normalised to sum 1 per image, of the sample
        and of its partner; pairwise terms: ``beta / n / 16`` (label smoothness) plus
        ``gamma`` times the mean colour jump across each block boundary of the mixed result
-       (data smoothness, on the un-normalised image in [0, 1], pooled by ``neigh_size``);
+       (data smoothness, on the un-normalised image in [0, 1], pooled in cells of
+       ``neigh_size`` pixels, or of the largest divisor of the block side below it:
+       :func:`neighbourhood`);
        prior ``eta`` times the binomial -log prior of each of ``n_labels`` mixing levels;
     3. the mask :math:`z \in \{0, 1/(L-1), \dots, 1\}^{n \times n}` (share of the own image) by
        alpha-beta-swap graph cuts (``gco``, one solve per image: a C++ call per sample);
@@ -111,7 +130,8 @@ class PuzzleMix:
             skips the saliency pass too).
         block_nums (list[int]): candidate grid sizes, each >= 2, drawn uniformly.
         n_labels (int): mixing levels per block, 2, 3 or 4.
-        neigh_size (int): pooling of the image for the data-smoothness term, >= 1.
+        neigh_size (int): pooling of the image for the data-smoothness term, >= 1 (per block
+            count, the largest divisor of the block side not above it).
         beta, gamma, eta (float): label smoothness, data smoothness, prior weight, each >= 0.
         transport (bool): move salient blocks into the mask region.
         t_eps (float): transport cost weight, >= 0.
@@ -153,6 +173,12 @@ class PuzzleMix:
         self.last_mask: Optional[torch.Tensor] = None
         self.last_lam: Optional[torch.Tensor] = None
 
+    def sample(self) -> Tuple[int, float]:
+        r"""The draws of one call: the block count n (uniform over ``block_nums``) and the
+        mixing ratio :math:`\alpha \sim \mathrm{Beta}(a, a)` of the label prior."""
+        return (int(self.block_nums[np.random.randint(len(self.block_nums))]),
+                float(np.random.beta(self.alpha, self.alpha)))
+
     def graph_cut(self, unary_own: np.ndarray, unary_partner: np.ndarray, pw_x: np.ndarray,
                   pw_y: np.ndarray, alpha: float, beta: float) -> np.ndarray:
         """Masks (N, n, n) in {0, 1/(L-1), .., 1}: the share of the own image per block
@@ -168,7 +194,9 @@ class PuzzleMix:
         pw_x = (large * (pw_x + beta)).astype(np.int32)
         pw_y = (large * (pw_y + beta)).astype(np.int32)
         # Label cost (k - l)^2 / (L-1)^2 kept exact in integers: scale it and the unary by
-        # (L-1)^2 (the authors pass it as floats, which gco rescales by the same ratio).
+        # (L-1)^2. The authors pass it as floats, so gco scales every term by 1e5 in int32,
+        # which wraps around for a unary term above 21474 (a block with over 2^31 / 1e5 /
+        # (1000 n^2) of the saliency: 8.4 % at n = 16); the same energy in integers cannot.
         smooth = ((np.arange(self.n_labels)[:, None] - np.arange(self.n_labels))**2).astype(
             np.int32)
         unary = unary * np.int32(m * m)
@@ -192,12 +220,11 @@ class PuzzleMix:
                              "through type='PuzzleMixClassifier', not as a plain batch augment")
         scores = scores.float()
         b, _, h, w = inputs.shape
-        n = int(np.random.choice(self.block_nums))
+        n, alpha = self.sample()
         if h % n or w % n:
             raise ValueError(f'PuzzleMix: the image size {h}x{w} is not a multiple of the '
                              f'block count {n} (block_nums={self.block_nums})')
         bh, bw = h // n, w // n
-        alpha = float(np.random.beta(self.alpha, self.alpha))
         if index is None:
             index = torch.randperm(b, device=inputs.device)
         pixels = inputs if pixels is None else pixels
@@ -206,7 +233,8 @@ class PuzzleMix:
             unary_own = sal / sal.sum((1, 2), keepdim=True).clamp_min(1e-12)
             unary_partner = unary_own[index]
 
-            neigh_h, neigh_w = min(self.neigh_size, bh), min(self.neigh_size, bw)
+            neigh_h = neighbourhood(bh, self.neigh_size)
+            neigh_w = neighbourhood(bw, self.neigh_size)
             pooled = F.avg_pool2d(pixels.float(), (neigh_h, neigh_w))
             kh, kw = bh // neigh_h, bw // neigh_w
             beta = self.beta / n / 16

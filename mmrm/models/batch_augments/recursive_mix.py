@@ -132,6 +132,10 @@ class RecursiveMixBatchAugment:
     def __call__(self, inputs: torch.Tensor,
                  batch_score: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mix ``inputs`` (N, C, H, W) with the history; ``batch_score`` is (N, num_classes)."""
+        if inputs.dim() != 4 or batch_score.dim() != 2 or len(batch_score) != len(inputs):
+            raise ValueError('RecursiveMixBatchAugment mixes an (N, C, H, W) image batch with '
+                             f'(N, num_classes) scores; got inputs {tuple(inputs.shape)} and '
+                             f'scores {tuple(batch_score.shape)}')
         scores = batch_score.float()
         if self._epoch_changed():
             self.history_inputs = self.history_scores = None

@@ -45,6 +45,10 @@ def nearest_resize(src: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
 def resize_fill_nearest_(dst: torch.Tensor, src: torch.Tensor) -> None:
     """``dst.copy_(F.interpolate(src, dst.shape[-2:], mode='nearest'))``, bit for bit:
     ``src`` ``(N, C, H, W)`` resized into ``dst``, an ``(N, C, h, w)`` view (the box)."""
+    if src.dim() != 4 or dst.dim() != 4 or src.shape[:2] != dst.shape[:2]:
+        raise ValueError('ResizeFill resizes an (N, C, H, W) image batch into an (N, C, h, w) '
+                         f'box of the same N and C; got {tuple(src.shape)} into '
+                         f'{tuple(dst.shape)}')
     n, c, in_h, in_w = src.shape
     out_h, out_w = dst.shape[-2:]
     # the planes of a box in a contiguous batch are evenly spaced: (N * C, h, w) is a view

@@ -18,15 +18,30 @@ DISTANCE_HINT = (
 
 
 def load_style_distance(style_distance) -> torch.Tensor:
+    """The (K, K) float32 class style-distance matrix from a file or a matrix; an error naming
+    the file and the expected content otherwise."""
+    source = 'style_distance'
     if isinstance(style_distance, str):
+        source = f'style_distance {style_distance!r}'
         if not osp.isfile(style_distance):
-            raise FileNotFoundError(f'StyleCutMix: style_distance {style_distance!r} not found; '
-                                    f'it must hold {DISTANCE_HINT}')
-        style_distance = torch.load(style_distance, map_location='cpu', weights_only=True)
-    matrix = torch.as_tensor(style_distance, dtype=torch.float32).cpu()
-    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f'StyleCutMix: style_distance must be {DISTANCE_HINT}, got shape '
+            raise FileNotFoundError(f'StyleCutMix: {source} not found; it must hold '
+                                    f'{DISTANCE_HINT}')
+        try:
+            style_distance = torch.load(style_distance, map_location='cpu', weights_only=True)
+        except Exception as exc:  # not a torch file, or objects weights_only refuses
+            raise ValueError(f'StyleCutMix: {source} cannot be read as a weights-only torch '
+                             f'file ({exc}); it must hold {DISTANCE_HINT}') from exc
+    try:
+        matrix = torch.as_tensor(style_distance, dtype=torch.float32).cpu()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f'StyleCutMix: {source} holds a {type(style_distance).__name__}, not '
+                         f'{DISTANCE_HINT}') from exc
+    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
+        raise ValueError(f'StyleCutMix: {source} must be {DISTANCE_HINT}, got shape '
                          f'{tuple(matrix.shape)}')
+    if not torch.isfinite(matrix).all() or (matrix < 0).any():
+        raise ValueError(f'StyleCutMix: {source} must hold finite distances >= 0 (gamma = '
+                         'tanh(distance / delta) is a weight in [0, 1))')
     return matrix
 
 
@@ -117,6 +132,10 @@ class StyleCutMix:
         #: own-label weights (N,) of the last call (None when not applied)
         self.last_lam: Optional[torch.Tensor] = None
 
+    def applies(self) -> bool:
+        """Whether this call mixes: one host draw against ``prob`` (none when it is 1)."""
+        return self.prob >= 1 or np.random.rand() < self.prob
+
     def sample_gamma(self, scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """(N,) style-keeping weight gamma of each pair."""
         if self.gamma != 'auto':
@@ -141,7 +160,7 @@ class StyleCutMix:
                  index: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         scores = batch_score.float()
         self.last_lam = None
-        if self.prob < 1 and not np.random.rand() < self.prob:
+        if not self.applies():
             return inputs, scores
         n, c, h, w = inputs.shape
         if c != 3:

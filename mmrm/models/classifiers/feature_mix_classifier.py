@@ -1,7 +1,7 @@
 """FeatureMixClassifier: an ImageClassifier that mixes hidden states (Manifold Mixup, Feature
 CutMix, MoEx, and combinations such as CutMix + MoEx)."""
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -9,6 +9,8 @@ import torch.nn as nn
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import BATCH_AUGMENTS, MODELS
 from mmpretrain.structures import DataSample
+
+from ..utils import check_num_classes, check_targets
 
 INPUT = 'input'
 
@@ -30,8 +32,24 @@ def stack_scores(owner: str, data_samples: List[DataSample]) -> torch.Tensor:
     return torch.stack([s.gt_score for s in data_samples]).float()
 
 
+class TargetChecks:
+    """Mixin of the label-mixing classifiers: the data preprocessor's class count is the
+    head's (at build time) and the dataset's labels / scores fit it (before the targets are
+    made, i.e. before the first optimizer step), with errors naming the option."""
+
+    def _check_num_classes(self) -> None:
+        k = getattr(self.head, 'num_classes', None)
+        if k is not None:
+            check_num_classes(type(self).__name__, self.data_preprocessor, k)
+
+    def train_step(self, data, optim_wrapper):
+        samples = data.get('data_samples') if isinstance(data, dict) else None
+        check_targets(type(self).__name__, samples, getattr(self.head, 'num_classes', None))
+        return super().train_step(data, optim_wrapper)
+
+
 @MODELS.register_module()
-class FeatureMixClassifier(ImageClassifier):
+class FeatureMixClassifier(TargetChecks, ImageClassifier):
     r"""ImageClassifier whose training forward mixes a hidden state and the labels alike.
 
     Each training step, for every op in ``feature_mix`` (a :class:`ManifoldMixup`,
@@ -81,6 +99,7 @@ class FeatureMixClassifier(ImageClassifier):
                          train_cfg=train_cfg,
                          data_preprocessor=onehot_preprocessor(data_preprocessor),
                          init_cfg=init_cfg)
+        self._check_num_classes()
         mixes = feature_mix if isinstance(feature_mix, (list, tuple)) else [feature_mix]
         self.feature_mixes = [BATCH_AUGMENTS.build(m) if isinstance(m, dict) else m
                               for m in mixes]
@@ -103,10 +122,16 @@ class FeatureMixClassifier(ImageClassifier):
                         f"'input' nor a module of the backbone {type(self.backbone).__name__}; "
                         f"allowed: 'input' or a module name such as {children}")
 
+    def sample_plan(self, batch_size: int, device: torch.device) -> Tuple[torch.Tensor, list]:
+        """The draws of a step: the partner ``index`` (N,) shared by the ops, and
+        ``[(op, layer)]`` with each op's layer drawn uniformly from its ``layers``."""
+        index = torch.randperm(batch_size, device=device)
+        return index, [(op, op.layers[np.random.randint(len(op.layers))])
+                       for op in self.feature_mixes]
+
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample]) -> dict:
         scores = stack_scores('FeatureMixClassifier', data_samples)
-        index = torch.randperm(inputs.size(0), device=inputs.device)
-        plan = [(op, op.layers[np.random.randint(len(op.layers))]) for op in self.feature_mixes]
+        index, plan = self.sample_plan(inputs.size(0), inputs.device)
         state = dict(scores=scores)
 
         def run(ops, x):

@@ -9,11 +9,11 @@ from mmpretrain.registry import BATCH_AUGMENTS, MODELS
 from mmpretrain.structures import DataSample
 
 from ..batch_augments import PuzzleMix
-from .feature_mix_classifier import onehot_preprocessor, stack_scores
+from .feature_mix_classifier import TargetChecks, onehot_preprocessor, stack_scores
 
 
 @MODELS.register_module()
-class PuzzleMixClassifier(ImageClassifier):
+class PuzzleMixClassifier(TargetChecks, ImageClassifier):
     r"""ImageClassifier whose training step mixes the batch with :class:`PuzzleMix`.
 
     A training step, with probability ``puzzle_mix.prob`` (as the authors' ``train.py``):
@@ -48,6 +48,7 @@ class PuzzleMixClassifier(ImageClassifier):
                          train_cfg=train_cfg,
                          data_preprocessor=onehot_preprocessor(data_preprocessor),
                          init_cfg=init_cfg)
+        self._check_num_classes()
         puzzle_mix = dict(type='PuzzleMix') if puzzle_mix is None else puzzle_mix
         self.puzzle_mix = BATCH_AUGMENTS.build(puzzle_mix) if isinstance(
             puzzle_mix, dict) else puzzle_mix

@@ -12,7 +12,7 @@ from mmpretrain.structures import DataSample
 from mmrm.structures import RMMix
 from ..data_preprocessors import RMDataPreprocessor
 from ..heads import RoIConsistencyHead
-from ..utils import build_feature_tap
+from ..utils import build_feature_tap, check_num_classes
 
 
 #: heads whose ``loss`` override only refuses distillation (checked at build time) and is
@@ -89,6 +89,8 @@ class RMClassifier(ImageClassifier):
         # the dotted name, not the module: an attribute would register it a second time
         self._final_linear_name, final_linear = self._find_final_linear()
         num_classes = self._num_classes(final_linear)
+        check_num_classes('RMClassifier', self.data_preprocessor, num_classes)
+        self.data_preprocessor._model_num_classes = num_classes
         roi_head = dict(type='RoIConsistencyHead') if roi_head is None else dict(roi_head)
         roi_head.setdefault('num_classes', num_classes)
         width = self._pooled_width(final_linear)

@@ -8,7 +8,7 @@ from mmpretrain.structures import DataSample
 
 from mmrm.structures import RMMix
 from ..batch_augments import RecursiveMixBatchAugment
-from ..utils import to_device_async
+from ..utils import check_labels, check_targets, to_device_async
 
 
 @MODELS.register_module()
@@ -68,6 +68,8 @@ class RMDataPreprocessor(ClsDataPreprocessor):
         self._non_blocking = bool(non_blocking)
         # Set by RMClassifier; a plain ImageClassifier would silently drop the RM loss.
         self._owned_by_rm_classifier = False
+        # the classifier's class count (set by RMClassifier), to check soft targets' width
+        self._model_num_classes: Optional[int] = None
 
     @property
     def rm_augment(self) -> RecursiveMixBatchAugment:
@@ -77,7 +79,9 @@ class RMDataPreprocessor(ClsDataPreprocessor):
         """``(N, K)`` float32 targets of a batch on ``device``: one-hot of the ``gt_label``s,
         or the stacked ``gt_score``s where the samples have them."""
         first = samples[0]
+        num_classes = self.num_classes or first.get('num_classes')
         if 'gt_score' in first:
+            check_targets('RMDataPreprocessor', samples, num_classes or self._model_num_classes)
             scores = torch.stack([s.gt_score for s in samples]).float()
             return to_device_async(scores, device)
         labels = torch.cat([s.gt_label for s in samples])
@@ -85,10 +89,10 @@ class RMDataPreprocessor(ClsDataPreprocessor):
             raise ValueError('RMDataPreprocessor: RecursiveMix mixes single-label targets, one '
                              f'gt_label per sample; got {labels.numel()} labels for '
                              f'{len(samples)} samples')
-        num_classes = self.num_classes or first.get('num_classes')
         if num_classes is None:
             raise ValueError('RMDataPreprocessor: set num_classes (data_preprocessor.num_classes'
                              ' or the dataset\'s) to make one-hot targets')
+        check_labels('RMDataPreprocessor', labels, num_classes)  # host labels: no sync
         labels = to_device_async(labels, device)
         scores = torch.zeros(len(samples), num_classes, device=device)
         return scores.scatter_(1, labels[:, None], 1.)

@@ -4,8 +4,10 @@ from .feature_taps import (FeatureTap, PoolingInputTap, StageOutputTap, TokenTap
                            build_feature_tap)
 from .roi_weights import roi_align_1x1_weights
 from .spatial_map import LAYOUTS, SpatialMap, infer_grid
+from .targets import check_labels, check_num_classes, check_targets
 
 __all__ = [
     'FeatureTap', 'PoolingInputTap', 'StageOutputTap', 'TokenTap', 'build_feature_tap',
-    'roi_align_1x1_weights', 'LAYOUTS', 'SpatialMap', 'infer_grid', 'to_device_async'
+    'roi_align_1x1_weights', 'LAYOUTS', 'SpatialMap', 'infer_grid', 'to_device_async',
+    'check_labels', 'check_num_classes', 'check_targets'
 ]

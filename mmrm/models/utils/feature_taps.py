@@ -8,7 +8,9 @@ classifier is built (:func:`build_feature_tap`), never from a list of backbone n
 - :class:`PoolingInputTap`: a global pooling *module* pools it: a ``GlobalAveragePooling`` /
   ``GeneralizedMeanPooling`` neck (ResNet, Swin, EfficientNet, MobileNet, HRNet after its
   scale-fusing neck, LeViT, EfficientFormer's 1-d pooling of ``(N, C, L)``, ...) or a global
-  pooling layer among the backbone's own children (Inception-v3). The map is that module's input.
+  pooling layer among the backbone's own children (Inception-v3). The map is that module's input
+  (for a generalised mean, its ``max(x, eps)^p``, the box's mean then taken to ``1/p``); a global
+  max is refused (RoIAlign averages).
 - :class:`StageOutputTap`: the backbone averages its last stage's output itself and normalises
   the average (``gap_before_final_norm=True``: ConvNeXt, ConvNeXt-V2, EdgeNeXt, TinyViT). The
   map is the stage's output (a map or a token sequence); the pooled box goes through the same
@@ -82,12 +84,19 @@ class FeatureTap:
 
 
 class PoolingInputTap(FeatureTap):
-    """The input of a global pooling module (the last tensor it pooled in the forward)."""
+    r"""The input of a global pooling module (the last tensor it pooled in the forward).
+
+    An average pooling is what the RoI branch's 1x1 RoIAlign computes over the box. For a
+    generalised mean (``GeneralizedMeanPooling``: :math:`(\mathrm{mean}\,
+    \max(x, \epsilon)^p)^{1/p}`) the branch pools the box the same way: the map handed over
+    is :math:`\max(x, \epsilon)^p` and the post-pool transform :math:`(\cdot)^{1/p}` (with the
+    module's own, possibly trained, ``p``), so the whole-image box is the main path's GeM."""
 
     def __init__(self, module: nn.Module, name: str, feeds_head_directly: bool):
         self.module = module
         self.name = name
         self.feeds_head_directly = feeds_head_directly
+        self.gem = type(module).__name__ == 'GeneralizedMeanPooling'
 
     def describe(self) -> str:
         return f'the input of {self.name} ({type(self.module).__name__})'
@@ -99,6 +108,17 @@ class PoolingInputTap(FeatureTap):
             found.tensor = x[-1] if isinstance(x, (tuple, list)) else x
 
         return [self.module.register_forward_pre_hook(record)]
+
+    def _finish(self, found: Captured, input_hw: Tuple[int, int]) -> None:
+        if self.gem:
+            gem = self.module
+            x = found.tensor.clamp(min=gem.eps) if gem.clamp else found.tensor
+            found.tensor = x.pow(gem.p)
+            # an empty box pools 0: clamped to the smallest value the main path can pool, so
+            # that the root's gradient stays finite (the box's loss weighs 0 then)
+            found.post_pool = lambda pooled: pooled.clamp_min(gem.eps**float(gem.p)).pow(
+                1. / gem.p)
+        super()._finish(found, input_hw)
 
 
 class StageOutputTap(FeatureTap):
@@ -198,12 +218,23 @@ def _neck_pooling(neck: Optional[nn.Module]) -> Optional[Tuple[str, nn.Module, b
     return None
 
 
+def _refuse_max(module: nn.Module, name: str) -> None:
+    if isinstance(module, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
+        raise ValueError(
+            f'RMClassifier: the main path pools the map with a global MAX ({name}, '
+            f'{type(module).__name__}); the RoI branch averages the pasted box (RoIAlign), '
+            'which pools the way the main path does only for an average or a generalised mean: '
+            'use GlobalAveragePooling or GeneralizedMeanPooling')
+
+
 def build_feature_tap(backbone: nn.Module, neck: Optional[nn.Module]) -> FeatureTap:
     """The :class:`FeatureTap` of a classifier, from its structure; a clear ``ValueError``
-    naming the backbone where there is no spatial map before the classifier."""
+    naming the backbone where there is no spatial map before the classifier, or naming the
+    pooling where the main path pools in a way the RoI branch cannot (a global max)."""
     pooling = _neck_pooling(neck)
     if pooling is not None:
         name, module, is_last = pooling
+        _refuse_max(module, name)
         return PoolingInputTap(module, name, feeds_head_directly=is_last)
     if getattr(backbone, 'gap_before_final_norm', False) and hasattr(backbone, 'stages'):
         index = sorted(i % len(backbone.stages) for i in backbone.out_indices)[-1]
@@ -219,6 +250,7 @@ def build_feature_tap(backbone: nn.Module, neck: Optional[nn.Module]) -> Feature
         return tap
     for name, module in backbone.named_children():
         if _is_global_pool(module):
+            _refuse_max(module, f'backbone.{name}')
             return PoolingInputTap(module, f'backbone.{name}', feeds_head_directly=False)
     neck_name = type(neck).__name__ if neck is not None else 'no neck'
     raise ValueError(

@@ -1,9 +1,11 @@
 """Training cost of RM against baseline, Mixup and CutMix (paper Table 10).
 
 Parameters at training and deployment, FLOPs, peak memory (:mod:`.memory`), step time
-(:mod:`.timing`) and, optionally, a per-operator profile (:mod:`.profiling`) of the four
-variants of one network (:mod:`.variants`). ``tools/analysis_tools/rm_cost_report.py`` prints it.
+(:mod:`.timing`) and, optionally, a per-operator profile (:mod:`.profiling`) and the step time
+under ``torch.compile`` (:mod:`.compile_stats`) of the four variants of one network
+(:mod:`.variants`). ``tools/analysis_tools/rm_cost_report.py`` prints it.
 """
+import copy
 import logging
 import statistics
 from collections import OrderedDict
@@ -13,6 +15,7 @@ import torch
 
 from mmrm.utils.config import to_plain
 from mmrm.utils.convert import convert_rm_checkpoint
+from .compile_stats import CompileStats, compile_train_step
 from .memory import measure_memory
 from .profiling import profile_train_steps
 from .timing import build_optim_wrapper, make_batch_factory, time_train_steps
@@ -21,8 +24,15 @@ from .variants import (VARIANT_NAMES, build_model, derive_variants, input_channe
 
 __all__ = [
     'count_params', 'deploy_state_dict', 'deploy_params', 'count_flops', 'cost_report',
-    'format_cost_table'
+    'format_cost_table', 'format_compile_table'
 ]
+
+#: suffix of the compiled twin of a variant in the timing
+COMPILED = ':compiled'
+#: the variants timed compiled too. Models of one process share dynamo's per-function
+#: recompile limit (8) wherever they share code (train_step, loss, the optimizer's step): three
+#: stay within it, as one model of a real run does; Mixup would make a fourth.
+COMPILED_VARIANTS = ('baseline', 'cutmix', 'rm')
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -67,6 +77,7 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
                 device: Optional[str] = None, memory: str = 'auto', memory_steps: int = 3,
                 threads: Optional[int] = None, mixup: Optional[dict] = None,
                 cutmix: Optional[dict] = None, profile_steps: int = 0,
+                compile_cfg: Optional[dict] = None, compile_warmup: int = 3,
                 log: Callable = print) -> dict:
     """Everything of Table 10 for the four variants of ``cfg`` (see :func:`derive_variants`).
 
@@ -75,6 +86,12 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
     spawn on CUDA, where a forked child cannot use CUDA after the parent touched it) or 'none'.
     ``profile_steps`` > 0 also profiles that many steps of RM and CutMix
     (:func:`profile_train_steps`, after the timing) into ``profiles``.
+    ``compile_cfg`` (e.g. ``dict(backend='inductor')``) also times a twin of the
+    :data:`COMPILED_VARIANTS` whose ``train_step`` is compiled as MMEngine's ``compile=True``
+    does, interleaved with the eager steps on the same batches, after ``compile_warmup``
+    untimed rounds of the twins (where the compiling happens); their rows then also hold
+    ``step_ms_compiled`` and ``compile`` (graphs, breaks and what was compiled after the
+    warm-up, :class:`CompileStats`).
     Returns a dict: ``rows`` (per variant: ``params_train``, ``params_deploy``, ``flops``,
     ``memory_mb``, ``step_ms`` (median), ``step_ms_all``), ``ratios`` and the settings.
     """
@@ -124,14 +141,30 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
         m.zero_grad(set_to_none=True)
 
     times = profiles = None
+    timed, stats = OrderedDict(), OrderedDict()
     if repeats > 0 or profile_steps > 0:
         wrappers = {name: build_optim_wrapper(m, optim_cfg, device)
                     for name, m in models.items()}
         fresh = make_batch_factory(batch, shape, num_classes_of(variants['rm']))
     if repeats > 0:
+        for name, model in models.items():
+            timed[name] = model
+            if compile_cfg is not None and name in COMPILED_VARIANTS:
+                twin = timed[name + COMPILED] = compile_train_step(copy.deepcopy(model),
+                                                                   **compile_cfg)
+                wrappers[name + COMPILED] = build_optim_wrapper(twin, optim_cfg, device)
+                stats[name + COMPILED] = CompileStats()
+        if stats:  # interleaved too, so what one model's compiling does to another's is in it
+            log(f'[compile] {compile_warmup} untimed rounds of {" ".join(stats)} '
+                f'({compile_cfg})')
+            for _ in range(compile_warmup):
+                for key, st in stats.items():
+                    with st.step():
+                        timed[key].train_step(fresh(), wrappers[key])
         log(f'[time] {warmup} warm-up + {repeats} interleaved rounds of '
-            f'{" ".join(models)} ({device})')
-        times = time_train_steps(models, wrappers, fresh, repeats, warmup, device)
+            f'{" ".join(timed)} ({device})')
+        times = time_train_steps(timed, wrappers, fresh, repeats, warmup, device,
+                                 around={k: s.step for k, s in stats.items()})
     if profile_steps > 0:
         log(f'[profile] {profile_steps} steps of rm and cutmix ({device})')
         profiles = profile_train_steps(
@@ -141,6 +174,13 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
         ts = times[name] if times else []
         rows[name]['step_ms'] = statistics.median(ts) * 1e3 if ts else None
         rows[name]['step_ms_all'] = [t * 1e3 for t in ts]
+        if name + COMPILED in stats:
+            tc = times[name + COMPILED]
+            rows[name]['step_ms_compiled'] = statistics.median(tc) * 1e3
+            rows[name]['step_ms_compiled_all'] = [t * 1e3 for t in tc]
+            st = stats[name + COMPILED]
+            rows[name]['compile'] = dict(st.summary(compile_warmup),
+                                         recompile_reasons=st.recompile_reasons[:20])
 
     def ratio(key, a, b):
         va, vb = rows[a].get(key), rows[b].get(key)
@@ -151,16 +191,29 @@ def cost_report(cfg, config_path: Optional[str] = None, batch: int = 8,
         ratios[f'{key} rm/cutmix'] = ratio(key, 'rm', 'cutmix')
         ratios[f'{key} rm/baseline'] = ratio(key, 'rm', 'baseline')
     if times:  # robust to drifting load: median over rounds of the per-round ratio
+        def paired(a, b):
+            return statistics.median(x / y for x, y in zip(times[a], times[b]))
+
         for other in ('cutmix', 'baseline'):
-            paired = [a / b for a, b in zip(times['rm'], times[other])]
-            ratios[f'step rm/{other} (median of per-round ratios)'] = statistics.median(paired)
+            ratios[f'step rm/{other} (median of per-round ratios)'] = paired('rm', other)
+        if stats:
+            for other in ('cutmix', 'baseline'):
+                ratios[f'step compiled rm/{other} (median of per-round ratios)'] = paired(
+                    'rm' + COMPILED, other + COMPILED)
+            for name in COMPILED_VARIANTS:
+                ratios[f'step {name} compiled/eager (median of per-round ratios)'] = paired(
+                    name + COMPILED, name)
+            ratios['compiled/eager: rm - baseline'] = (
+                ratios['step rm compiled/eager (median of per-round ratios)']
+                - ratios['step baseline compiled/eager (median of per-round ratios)'])
     return dict(rows=rows, ratios=ratios, batch=batch, shape=list(shape), device=device,
                 repeats=repeats, warmup=warmup, memory_mode=memory, memory_steps=memory_steps,
                 memory_measure=('torch.cuda.max_memory_allocated' if mem_key == 'cuda_peak_mb'
                                 else 'peak RSS growth of a fresh child over its start RSS'),
                 augment_sources={k: [s, to_plain(a)] for k, (s, a) in sources.items()},
                 deploy_loads_into_baseline=deploy_loads, threads=torch.get_num_threads(),
-                profiles=profiles)
+                profiles=profiles, compile_cfg=compile_cfg,
+                compile_warmup=compile_warmup if stats else None)
 
 
 def _fmt_m(v):
@@ -185,4 +238,23 @@ def format_cost_table(report: dict) -> str:
     for key, val in report['ratios'].items():
         if val is not None:
             lines.append(f'- {key}: {val:.4f}')
+    return '\n'.join(lines)
+
+
+def format_compile_table(report: dict) -> str:
+    """Markdown table of the compiled twins of :func:`cost_report` (``compile_cfg`` given)."""
+    w = report['compile_warmup']
+    lines = [
+        f'| variant | step eager (ms) | step compiled (ms) | compiled / eager | graphs | graph '
+        f'breaks | frames compiled after step {w} | recompiles after step {w} |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+    ]
+    for name, row in report['rows'].items():
+        if 'compile' not in row:
+            continue
+        c = row['compile']
+        ratio = report['ratios'][f'step {name} compiled/eager (median of per-round ratios)']
+        lines.append(f"| {row['name']} | {row['step_ms']:.2f} | {row['step_ms_compiled']:.2f} "
+                     f"| {ratio:.4f} | {c['graphs']} | {c['breaks']} "
+                     f"| {c[f'frames after step {w}']} | {c[f'recompiles after step {w}']} |")
     return '\n'.join(lines)

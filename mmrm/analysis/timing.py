@@ -3,6 +3,7 @@ import copy
 import math
 import time
 from collections import OrderedDict
+from contextlib import nullcontext
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -46,20 +47,25 @@ def sync_device(device: str) -> None:
 
 def time_train_steps(models: 'OrderedDict[str, torch.nn.Module]', optim_wrappers: dict,
                      batch_factory: Callable[[], dict], repeats: int, warmup: int = 1,
-                     device: str = 'cpu') -> Dict[str, List[float]]:
+                     device: str = 'cpu', around: Optional[dict] = None
+                     ) -> Dict[str, List[float]]:
     """Seconds per full training step (``model.train_step``: data preprocessor with the batch
     augment, forward, loss, backward, optimizer step), interleaved: every round runs each model
     once in turn (A B C D A B C D ...), so machine load hits all variants alike. A fresh batch
-    (made outside the timed region) feeds every step. ``warmup`` rounds are not recorded."""
+    (made outside the timed region) feeds every step. ``warmup`` rounds are not recorded.
+    ``around[name]()`` gives a context manager entered around a step outside the timed region
+    (e.g. :meth:`~mmrm.analysis.compile_stats.CompileStats.step`)."""
     times = {name: [] for name in models}
+    around = around or {}
     for r in range(warmup + repeats):
         for name, model in models.items():
             data = batch_factory()
-            sync_device(device)
-            t0 = time.perf_counter()
-            log_vars = model.train_step(data, optim_wrappers[name])
-            sync_device(device)
-            dt = time.perf_counter() - t0
+            with around[name]() if name in around else nullcontext():
+                sync_device(device)
+                t0 = time.perf_counter()
+                log_vars = model.train_step(data, optim_wrappers[name])
+                sync_device(device)
+                dt = time.perf_counter() - t0
             if r >= warmup:
                 times[name].append(dt)
             if r == warmup + repeats - 1:

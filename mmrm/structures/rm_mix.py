@@ -1,6 +1,6 @@
 """What RecursiveMix did to one training batch."""
-from dataclasses import dataclass
-from typing import Tuple
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
 
 import torch
 
@@ -20,11 +20,23 @@ class RMMix:
         lam: the historical area share :math:`\\lambda = |B| / (HW)` (0. when nothing was
             pasted), a host float: it scales the loss without a device tensor.
         input_hw: ``(H, W)`` of the mixed inputs.
+        roi: what the RoI head pools ``box`` with
+            (:meth:`~mmrm.models.RoIConsistencyHead.prepare`: the RoIAlign weights on the map's
+            grid, or the RoIs), built on the host by the classifier once it knows the map's
+            size; ``None`` before that (the head then builds it from ``box``).
+        lam_tensor: ``lam`` as a 0-d float64 host tensor. Under ``torch.compile`` the box and
+            lam reach compiled code only as ``roi`` and ``lam_tensor``: the Python numbers
+            would be constants dynamo specialises on, one graph per box.
     """
     scores: torch.Tensor
     box: Tuple[int, int, int, int]
     lam: float
     input_hw: Tuple[int, int]
+    roi: Optional[torch.Tensor] = None
+    lam_tensor: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.lam_tensor = torch.tensor(self.lam, dtype=torch.float64)
 
     @property
     def pasted(self) -> bool:

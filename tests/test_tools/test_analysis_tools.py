@@ -97,6 +97,33 @@ def test_cost_report_cli(tiny_rm, tmp_path):
         sum(r['cpu_us'] for r in prof['rm'].values()) / 1e3, abs=1e-3)
 
 
+def test_cost_report_compile(tiny_rm, capsys):
+    """--compile: the compiled twins of baseline, CutMix and RM are timed in the same rounds;
+    RM compiles nothing after the warm-up, and the printed ratios are those of the times."""
+    tool = load_tool('tools/analysis_tools/rm_cost_report.py')
+    torch._dynamo.reset()
+    try:
+        report = tool.main([str(tiny_rm['rm_path']), '--shape', '3x16x16', '--batch', '2',
+                            '--repeats', '3', '--warmup', '0', '--memory', 'none',
+                            '--compile', 'eager', '--compile-warmup', '3'])
+    finally:
+        torch._dynamo.reset()
+    out = capsys.readouterr().out
+    rows, ratios = report['rows'], report['ratios']
+    assert 'compile' not in rows['mixup'] and len(rows['rm']['step_ms_compiled_all']) == 3
+    rm = rows['rm']['compile']
+    assert rm['frames after step 3'] == rm['recompiles after step 3'] == 0
+    assert 0 < rm['graphs'] <= rows['baseline']['compile']['graphs'] + 4
+    paired = [a / b for a, b in zip(rows['rm']['step_ms_compiled_all'],
+                                    rows['cutmix']['step_ms_compiled_all'])]
+    assert ratios['step compiled rm/cutmix (median of per-round ratios)'] == pytest.approx(
+        statistics.median(paired))
+    m = re.search(r'\| \+ RM \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| (\d+) \|', out)
+    assert float(m.group(3)) == pytest.approx(
+        ratios['step rm compiled/eager (median of per-round ratios)'], abs=1e-4)
+    assert int(m.group(4)) == rm['graphs']
+
+
 def test_vis_recursive_mix(tiny_rm, tmp_path):
     tool = load_tool('tools/visualization/vis_recursive_mix.py')
     out = tmp_path / 'grid.png'

@@ -20,8 +20,15 @@ and reports for each:
 
 then prints a markdown table and the ratios RM / CutMix and RM / baseline.
 
+``--compile [BACKEND]`` (default inductor) also times, in the same interleaved rounds and on the
+same batches, a twin of the baseline, CutMix and RM whose ``train_step`` is compiled as
+MMEngine's ``compile=True`` does (``torch.compile(model.train_step)``), after
+``--compile-warmup`` untimed rounds of the twins, and prints compiled against eager steps with
+dynamo's graphs, graph breaks and what was compiled after the warm-up (0: every box reused the
+compiled graphs).
+
     python tools/analysis_tools/rm_cost_report.py configs/rm/resnet50_8xb32_in1k_rm.py \\
-        [--batch 8] [--shape 3x224x224] [--repeats 10] [--profile 5] [--json out.json]
+        [--batch 8] [--shape 3x224x224] [--repeats 10] [--profile 5] [--compile] [--json out.json]
 """
 import argparse
 import json
@@ -31,7 +38,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
-from mmrm.analysis.cost import cost_report, format_cost_table  # noqa: E402
+from mmrm.analysis.cost import (cost_report, format_compile_table,  # noqa: E402
+                               format_cost_table)
 from mmrm.analysis.profiling import format_profile_diff  # noqa: E402
 from mmrm.utils import load_config, shape_type  # noqa: E402
 
@@ -54,6 +62,12 @@ def parse_args(argv=None):
     parser.add_argument('--profile', type=int, default=0, metavar='STEPS',
                         help='also profile STEPS training steps of RM and CutMix and print '
                         'the operators that make the difference (torch.profiler)')
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None,
+                        metavar='BACKEND', help='also time each variant with its train_step '
+                        'compiled (torch.compile backend, default inductor; eager / aot_eager '
+                        'capture the same graphs without code generation)')
+    parser.add_argument('--compile-warmup', type=int, default=3,
+                        help='untimed steps of each compiled model first (it compiles there)')
     parser.add_argument('--json', help='also write the full report (all times) as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config settings, as tools/train.py')
@@ -66,7 +80,9 @@ def main(argv=None):
     report = cost_report(cfg, args.config, batch=args.batch, shape=args.shape,
                          repeats=args.repeats, warmup=args.warmup, device=args.device,
                          memory=args.memory, memory_steps=args.memory_steps,
-                         threads=args.threads, profile_steps=args.profile)
+                         threads=args.threads, profile_steps=args.profile,
+                         compile_cfg=dict(backend=args.compile) if args.compile else None,
+                         compile_warmup=args.compile_warmup)
     print()
     print(f"{osp.basename(args.config)}: batch {report['batch']}, input "
           f"{'x'.join(map(str, report['shape']))}, device {report['device']}, "
@@ -78,6 +94,12 @@ def main(argv=None):
           f"{report['deploy_loads_into_baseline']}")
     print()
     print(format_cost_table(report))
+    if report['compile_warmup'] is not None:
+        print()
+        print(f"torch.compile({report['compile_cfg']}) of train_step, as MMEngine's "
+              f"compile=True, after {report['compile_warmup']} untimed rounds of the compiled "
+              'models (Mixup is timed eager only):')
+        print(format_compile_table(report))
     if report['profiles']:
         for key in ('cpu_us', 'dev_us') if report['device'].startswith('cuda') else ('cpu_us', ):
             print()

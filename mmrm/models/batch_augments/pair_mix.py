@@ -39,6 +39,10 @@ class PairMix:
     a module name such as ``'backbone.layer1'``) one of which is drawn uniformly per step.
 
     After each call :attr:`last_lam` holds the label weight used (None when not applied).
+
+    Under ``torch.compile`` (MMEngine's ``compile=True``) a call runs eagerly on purpose: traced,
+    dynamo would guard on every drawn lam / box and compile a graph per value. The mixing is a
+    few element-wise ops, cheap eagerly; the network around it compiles once.
     """
 
     def __init__(self, prob: float = 1.0, layers: Union[str, Sequence[str]] = ('input', )):
@@ -62,6 +66,8 @@ class PairMix:
         MMEngine like mmpretrain's augments; no draw when ``prob`` is 1)."""
         return self.prob >= 1 or np.random.rand() < self.prob
 
+    # Eager under torch.compile: traced, dynamo would specialise on each drawn lam / box.
+    @torch.compiler.disable(reason='host draws of a mixing op: a graph per value if traced')
     def __call__(self, x: torch.Tensor, scores: torch.Tensor,
                  index: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         scores = scores.float()

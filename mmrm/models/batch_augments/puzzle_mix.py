@@ -206,6 +206,8 @@ class PuzzleMix:
         ])
         return 1. - labels.reshape(-1, n, n) / m
 
+    # Eager under torch.compile: host draws and the graph cut on the host (gco).
+    @torch.compiler.disable(reason='host draws and graph cut: data-dependent host work')
     def __call__(self,
                  inputs: torch.Tensor,
                  scores: torch.Tensor,

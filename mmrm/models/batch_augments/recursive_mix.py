@@ -129,6 +129,9 @@ class RecursiveMixBatchAugment:
             return None, None
         return hist[:n], self.history_scores[:n]
 
+    # Eager under torch.compile on purpose: traced, every drawn box would be a new graph
+    # (dynamo specialises on the drawn numbers) and the history a guard; the op is cheap.
+    @torch.compiler.disable(reason='RM box draw and paste: host-side, data-dependent, cheap')
     def __call__(self, inputs: torch.Tensor,
                  batch_score: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mix ``inputs`` (N, C, H, W) with the history; ``batch_score`` is (N, num_classes)."""

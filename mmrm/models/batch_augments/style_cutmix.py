@@ -94,6 +94,10 @@ class StyleCutMix:
         prob (float): probability of mixing a batch, in [0, 1].
         style_size (int): side the images are resized to for the style network (multiple of 8).
         random_init (bool): random network weights, no files read: for tests only.
+
+    Not cheap to compile (MMEngine's ``compile=True``): a call runs eagerly on purpose (its
+    host draws of box and ratios), and with it the AdaIN encoder / decoder, the bulk of its
+    cost at ``style_size`` 224; compiling gains nothing on that part.
     """
 
     def __init__(self,
@@ -156,6 +160,8 @@ class StyleCutMix:
         x1, x2 = np.clip(cx - cut // 2, 0, size), np.clip(cx + cut // 2, 0, size)
         return int(y1), int(y2), int(x1), int(x2)
 
+    # Eager under torch.compile: traced, dynamo would specialise on each drawn lam / box.
+    @torch.compiler.disable(reason='host draws of a mixing op: a graph per value if traced')
     def __call__(self, inputs: torch.Tensor, batch_score: torch.Tensor,
                  index: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         scores = batch_score.float()

@@ -74,6 +74,13 @@ class FeatureMixClassifier(TargetChecks, ImageClassifier):
     names are checked when the model is built; a drawn layer that the forward pass did not run
     (or ran twice) is an error at that step.
 
+    Under ``torch.compile`` (MMEngine's ``compile=True``) the ops run eagerly on purpose (their
+    draws, see :class:`PairMix`), so no drawn lam or box is compiled in. Not cheap to compile
+    beyond that: the per-step layer draw and the one-shot hooks are graph breaks, and each
+    hidden layer compiles its own graphs the first time it is drawn, so with several
+    ``layers`` recompilations go on until every layer has been drawn (bounded by their
+    number; an ``'input'``-only op compiles once).
+
     Args:
         backbone, neck, head, pretrained, train_cfg, init_cfg: as :class:`ImageClassifier`
             (``train_cfg.augments`` still applies input-level batch augments first).
@@ -104,8 +111,13 @@ class FeatureMixClassifier(TargetChecks, ImageClassifier):
         self.feature_mixes = [BATCH_AUGMENTS.build(m) if isinstance(m, dict) else m
                               for m in mixes]
         self._check_layers()
-        #: (op name, layer, label weight or None) of each op at the last training step
-        self.last_mixes: List[tuple] = []
+        self._last_plan: List[tuple] = []
+
+    @property
+    def last_mixes(self) -> List[tuple]:
+        """(op name, layer, label weight or None) of each op at the last training step."""
+        # read here, not stored by loss(): a compiled step would specialise on the drawn lam
+        return [(type(op).__name__, layer, op.last_lam) for op, layer in self._last_plan]
 
     def _check_layers(self) -> None:
         modules = dict(self.named_modules())
@@ -170,7 +182,7 @@ class FeatureMixClassifier(TargetChecks, ImageClassifier):
         if missed:
             raise RuntimeError(f'FeatureMixClassifier: mixing layer(s) {missed} did not run in '
                                f'the forward pass of {type(self.backbone).__name__}')
-        self.last_mixes = [(type(op).__name__, layer, op.last_lam) for op, layer in plan]
+        self._last_plan = plan
         for sample, score in zip(data_samples, state['scores']):
             sample.set_gt_score(score)
         return self.head.loss(feats, data_samples)

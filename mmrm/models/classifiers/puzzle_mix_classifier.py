@@ -29,6 +29,11 @@ class PuzzleMixClassifier(TargetChecks, ImageClassifier):
     Otherwise the step trains on the clean batch. ``predict`` and evaluation are the plain
     ImageClassifier path.
 
+    Not cheap to compile (MMEngine's ``compile=True``): the saliency pass takes an input
+    gradient inside the step and :class:`PuzzleMix` runs its graph cut on the host (eager on
+    purpose), so the step is cut into several graphs around eager work; the graphs are reused
+    after the warm-up (no recompilation as the mask changes).
+
     Args:
         backbone, neck, head, pretrained, train_cfg, init_cfg: as :class:`ImageClassifier`.
         puzzle_mix (dict): :class:`PuzzleMix` config. Defaults to the authors' ImageNet one.

@@ -1,6 +1,6 @@
 """RMClassifier: an ImageClassifier trained with RecursiveMix's dual head."""
 import copy
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -44,8 +44,11 @@ class RMClassifier(ImageClassifier):
     The RoI term is always computed (weighted 0 when nothing was pasted), so every parameter
     gets a gradient at every step and DDP needs no ``find_unused_parameters``. ``predict``,
     ``val_step`` and ``test_step`` are the plain ImageClassifier path and never read or change
-    the history. For deployment drop ``roi_head.*`` (``tools/model_converters/rm2cls.py``):
-    what is left is the original model's state dict.
+    the history. Under ``torch.compile`` (MMEngine's ``compile=True``) the box and lam reach
+    :meth:`loss` as tensors built on the host (``RMMix.roi``, ``RMMix.lam_tensor``), so the
+    forward, the RoI head and the loss compile once for every box. For deployment drop
+    ``roi_head.*`` (``tools/model_converters/rm2cls.py``): what is left is the original model's
+    state dict.
 
     Args:
         backbone, neck, head, pretrained, init_cfg: as :class:`ImageClassifier`; the head must
@@ -105,6 +108,10 @@ class RMClassifier(ImageClassifier):
         self._check_roi_head(num_classes, width, final_linear)
         # Main logits of the last training step (p^h of Eq. 3), detached.
         self._hist_logits: Optional[torch.Tensor] = None
+        # (h, w) of the RoI map per input (H, W), seen in training: with it the preprocessor
+        # builds the RoI input of each box on the host (RMMix.roi, see _prepare_roi)
+        self._roi_grids: Dict[Tuple[int, int], Tuple[int, int]] = {}
+        self.data_preprocessor._prepare_roi = self._prepare_roi
 
     # ---------------------------------------------------------------- build-time checks
     def _check_head_loss(self) -> None:
@@ -222,6 +229,16 @@ class RMClassifier(ImageClassifier):
             return torch.zeros_like(logits)
         return hist[:n]
 
+    def _prepare_roi(self, mix: RMMix) -> Optional[torch.Tensor]:
+        """``RMMix.roi`` of a batch, built on the host (in the preprocessor's eager part):
+        the box reaches a compiled :meth:`loss` as tensor data, so one graph serves every box.
+        None until a training forward has shown the map size for this input size."""
+        grid = self._roi_grids.get(mix.input_hw)
+        if grid is None:
+            return None
+        return self.roi_head.prepare(mix.box, mix.input_hw, grid, mix.scores.size(0),
+                                     mix.scores.device)
+
     def loss(self, inputs: torch.Tensor, data_samples: Optional[List[DataSample]] = None,
              rm_mix: Optional[RMMix] = None) -> dict:
         """CE on the mixed targets plus the RoI consistency term; updates p^h."""
@@ -233,10 +250,13 @@ class RMClassifier(ImageClassifier):
             logits = self.head(self.extract_feat(inputs))
         losses = dict(loss=self.head.loss_module(logits, rm_mix.scores,
                                                  avg_factor=logits.size(0)))
+        self._roi_grids[rm_mix.input_hw] = found.map.grid_hw
         shared = self.get_submodule(self._final_linear_name) if self.roi_head.share_fc else None
-        roi_logits = self.roi_head(found.map, rm_mix.box, rm_mix.input_hw, fc=shared,
-                                   post_pool=found.post_pool)
-        losses['loss_rm'] = self.roi_head.loss(roi_logits, self._history_target(logits),
-                                               rm_mix.lam)
+        # compiled code reads the box and lam only as tensors (Python numbers: one graph each)
+        roi_logits = self.roi_head(found.map, rm_mix.box if rm_mix.roi is None else None,
+                                   rm_mix.input_hw, fc=shared, post_pool=found.post_pool,
+                                   roi=rm_mix.roi)
+        lam = rm_mix.lam_tensor if torch.compiler.is_compiling() else rm_mix.lam
+        losses['loss_rm'] = self.roi_head.loss(roi_logits, self._history_target(logits), lam)
         self._hist_logits = logits.detach()
         return losses

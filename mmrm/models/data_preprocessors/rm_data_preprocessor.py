@@ -1,5 +1,5 @@
 """Data preprocessor that runs RecursiveMix and hands the classifier what it did."""
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
 from mmpretrain.models.utils import ClsDataPreprocessor
@@ -29,6 +29,12 @@ class RMDataPreprocessor(ClsDataPreprocessor):
     So the host work of a training batch does not grow with its size (beyond gathering the
     labels), and nothing makes the host wait for the device: a step with this preprocessor
     makes no host-device synchronisation (``tools/analysis_tools/cuda_sync_check.py``).
+
+    Under ``torch.compile`` (MMEngine's ``compile=True`` compiles ``train_step``) the
+    normalisation is compiled, while the mixing runs eagerly on purpose (:meth:`_mix`): the box
+    draw and its paste are host-side and data-dependent, and traced they would be a new graph
+    for every box. What the mixing hands on is tensors (``RMMix.roi``, ``RMMix.lam_tensor``), so
+    the forward, the RoI head and the loss compile once for all boxes.
 
     Args:
         batch_augments (dict): as in mmpretrain, ``dict(augments=dict(type=
@@ -70,6 +76,8 @@ class RMDataPreprocessor(ClsDataPreprocessor):
         self._owned_by_rm_classifier = False
         # the classifier's class count (set by RMClassifier), to check soft targets' width
         self._model_num_classes: Optional[int] = None
+        # Set by RMClassifier: RMMix -> RMMix.roi (or None while the map size is unknown).
+        self._prepare_roi: Optional[Callable[[RMMix], Optional[torch.Tensor]]] = None
 
     @property
     def rm_augment(self) -> RecursiveMixBatchAugment:
@@ -106,18 +114,25 @@ class RMDataPreprocessor(ClsDataPreprocessor):
                 "(model.type='RMClassifier'). For the history-without-consistency ablation in "
                 "a plain ImageClassifier use train_cfg=dict(augments=dict("
                 "type='RecursiveMixBatchAugment')) with the default ClsDataPreprocessor.")
-        aug = self.rm_augment
         # the parent normalises, converts to RGB and pads; it sees no samples, so no labels
         inputs = super().forward(dict(inputs=data['inputs']), training)['inputs']
         samples = data.get('data_samples')
         if not samples:
             # a batch without labels skips the augment; never report a stale box for it
-            aug.last_box, aug.last_lam = (0, 0, 0, 0), 0.
+            self.rm_augment.last_box, self.rm_augment.last_lam = (0, 0, 0, 0), 0.
             return dict(inputs=inputs, data_samples=samples)
         if not isinstance(samples[0], DataSample):
             raise TypeError('RMDataPreprocessor: training samples must be mmpretrain '
                             f'DataSample, got {type(samples[0]).__name__}')
+        return self._mix(inputs, samples)
+
+    @torch.compiler.disable(reason='RM box draw and paste: host-side, data-dependent, cheap')
+    def _mix(self, inputs: torch.Tensor, samples: List[DataSample]) -> dict:
+        """Targets, RM mixing and the RoI input of the box; eager under torch.compile."""
+        aug = self.rm_augment
         inputs, scores = aug(inputs, self.batch_scores(samples, inputs.device))
         mix = RMMix(scores=scores, box=tuple(aug.last_box), lam=float(aug.last_lam),
                     input_hw=tuple(inputs.shape[-2:]))
+        if self._prepare_roi is not None:
+            mix.roi = self._prepare_roi(mix)
         return dict(inputs=inputs, data_samples=samples, rm_mix=mix)

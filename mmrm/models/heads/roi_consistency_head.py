@@ -36,6 +36,10 @@ class RoIConsistencyHead(BaseModule):
     host from the box (:func:`~mmrm.models.utils.roi_align_1x1_weights`): equal to mmcv's and
     torchvision's RoIAlign (tested), a few kernels, no RoI tensor, no device synchronisation.
 
+    Under ``torch.compile`` the box must reach compiled code as tensor data, never as the
+    Python ints dynamo would specialise on (one graph per box): :meth:`prepare` builds, on the
+    host and outside the compiled region, what :meth:`forward` pools with (``roi``).
+
     Args:
         num_classes (int): K, must equal the main classifier's.
         in_channels (int): C of the pooled feature map.
@@ -86,20 +90,33 @@ class RoIConsistencyHead(BaseModule):
         self.roi_backend = roi_backend
         self.fc = None if share_fc else nn.Linear(in_channels, num_classes)
 
-    def pool(self, fmap: Union[SpatialMap, torch.Tensor], box: Box,
-             input_hw: Tuple[int, int]) -> torch.Tensor:
+    def prepare(self, box: Box, input_hw: Tuple[int, int], grid_hw: Tuple[int, int], n: int,
+                device: torch.device) -> torch.Tensor:
+        """``roi`` of :meth:`pool` for ``box`` on an ``(h, w) = grid_hw`` map of ``n``
+        samples, built on the host: the ``(h, w)`` RoIAlign weights (``matmul``) or the
+        ``(n, 5)`` float32 RoIs of the kernels."""
+        if self.roi_backend == 'matmul':
+            return self.roi_weights(box, input_hw, grid_hw, device)
+        rois = torch.cat([torch.arange(n, dtype=torch.float32)[:, None],
+                          torch.tensor([list(box)], dtype=torch.float32).expand(n, 4)], dim=1)
+        return to_device_async(rois, device)
+
+    def pool(self, fmap: Union[SpatialMap, torch.Tensor], box: Optional[Box],
+             input_hw: Tuple[int, int], roi: Optional[torch.Tensor] = None) -> torch.Tensor:
         """1x1 RoIAlign of every sample's map at ``box``: ``(N, C)``. A plain tensor ``fmap``
-        is an ``(N, C, h, w)`` map."""
+        is an ``(N, C, h, w)`` map. ``roi`` (from :meth:`prepare`) replaces ``box``."""
         if isinstance(fmap, torch.Tensor):
             fmap = SpatialMap.from_tensor(fmap, 'nchw', input_hw)
         if fmap.channels != self.in_channels:
             raise ValueError(f'RoIConsistencyHead: in_channels={self.in_channels} but the pooled '
                              f'feature map has {fmap.channels} channels: set '
                              f'roi_head.in_channels={fmap.channels}')
+        if roi is None:
+            roi = self.prepare(box, input_hw, fmap.grid_hw, fmap.tensor.size(0),
+                               fmap.tensor.device)
         if self.roi_backend == 'matmul':
-            return fmap.weighted_sum(self.roi_weights(box, input_hw, fmap.grid_hw,
-                                                      fmap.tensor.device))
-        return self._roi_align(fmap, box, input_hw)
+            return fmap.weighted_sum(roi)
+        return self._roi_align(fmap, roi, input_hw)
 
     @staticmethod
     def roi_weights(box: Box, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],
@@ -109,17 +126,15 @@ class RoIConsistencyHead(BaseModule):
             return torch.zeros(grid_hw, device=device)
         return to_device_async(roi_align_1x1_weights(box, input_hw, grid_hw), device)
 
-    def _roi_align(self, fmap: SpatialMap, box: Box, input_hw: Tuple[int, int]) -> torch.Tensor:
+    def _roi_align(self, fmap: SpatialMap, rois: torch.Tensor,
+                   input_hw: Tuple[int, int]) -> torch.Tensor:
         feat = fmap.to_nchw()
         if feat.dtype not in (torch.float32, torch.float64):
             # mmcv's RoIAlign has no bf16 kernels (and no fp16 on CPU); the last map is small.
             feat = feat.float()
         # mmcv's kernels index the raw memory: a strided map would be read as garbage.
         feat = feat.contiguous()
-        n = feat.size(0)
-        rois = torch.cat([torch.arange(n, dtype=feat.dtype)[:, None],
-                          torch.tensor([list(box)], dtype=feat.dtype).expand(n, 4)], dim=1)
-        rois = to_device_async(rois, feat.device)
+        rois = rois.to(feat.dtype)  # RM's boxes are pixel ints: exact in float32
         spatial_scale = feat.size(-1) / float(input_hw[-1])
         if self.roi_backend == 'mmcv':
             from mmcv.ops import roi_align
@@ -138,26 +153,28 @@ class RoIConsistencyHead(BaseModule):
             pooled = roi_align(feat, rois, (1, 1), spatial_scale, 0, True)
         return pooled.flatten(1)
 
-    def forward(self, fmap: Union[SpatialMap, torch.Tensor], box: Box,
+    def forward(self, fmap: Union[SpatialMap, torch.Tensor], box: Optional[Box],
                 input_hw: Tuple[int, int], fc: Optional[nn.Module] = None,
-                post_pool: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
-                ) -> torch.Tensor:
+                post_pool: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                roi: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Logits of the pasted box, ``(N, K)``. ``post_pool`` is what the main path applies
         to its pooled feature before the classifier (e.g. ConvNeXt's final norm); ``fc`` is the
-        main classifier's final linear layer when sharing."""
+        main classifier's final linear layer when sharing; ``roi`` as in :meth:`pool`."""
         if self.share_fc and fc is None:
             raise ValueError('RoIConsistencyHead(share_fc=True) needs the main fc')
-        pooled = self.pool(fmap, box, input_hw)
+        pooled = self.pool(fmap, box, input_hw, roi)
         if post_pool is not None:
             pooled = post_pool(pooled)
         return (fc if self.share_fc else self.fc)(pooled)
 
     def loss(self, roi_logits: torch.Tensor, hist_logits: torch.Tensor,
-             lam: float) -> torch.Tensor:
+             lam: Union[float, torch.Tensor]) -> torch.Tensor:
         """``omega * lam * KL(softmax(p_h) || softmax(z_roi))`` (Eq. 5), batch mean,
         temperature 1, in float32 (safe under autocast). ``lam`` is the batch's one
-        historical share (a host float, so weighting needs no device tensor)."""
-        return WeightedKL.apply(roi_logits, hist_logits.detach(), self.omega * float(lam))
+        historical share: a host float (weighting needs no device tensor), or a 0-d float64
+        tensor of it under ``torch.compile`` (a float would be a constant of the graph)."""
+        lam = lam if isinstance(lam, torch.Tensor) else float(lam)
+        return WeightedKL.apply(roi_logits, hist_logits.detach(), self.omega * lam)
 
 
 class WeightedKL(torch.autograd.Function):
@@ -167,16 +184,20 @@ class WeightedKL(torch.autograd.Function):
     ``kl_div`` and the weighting, so fewer kernels and less host work per step."""
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, p_logits: torch.Tensor, weight: float) -> torch.Tensor:
+    def forward(ctx, z: torch.Tensor, p_logits: torch.Tensor,
+                weight: Union[float, torch.Tensor]) -> torch.Tensor:
         log_q = F.log_softmax(z.float(), dim=1)
         log_p = F.log_softmax(p_logits.float(), dim=1)
         p = log_p.exp()
         ctx.save_for_backward(log_q, p)
-        ctx.weight, ctx.z_dtype = weight, z.dtype
-        return (p * (log_p - log_q)).sum() * (weight / z.size(0))
+        scale = weight / z.size(0)
+        if isinstance(scale, torch.Tensor):  # a 0-d float64 one: a float32 factor, as a float
+            scale = scale.float()
+        ctx.scale, ctx.z_dtype = scale, z.dtype
+        return (p * (log_p - log_q)).sum() * scale
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         log_q, p = ctx.saved_tensors
-        grad_z = (log_q.exp() - p) * (grad * (ctx.weight / log_q.size(0)))
+        grad_z = (log_q.exp() - p) * (grad * ctx.scale)
         return grad_z.to(ctx.z_dtype), None, None

@@ -23,10 +23,12 @@ classifier is built (:func:`build_feature_tap`), never from a list of backbone n
 A tap only *observes* the main forward pass through hooks that record tensors, so the main path
 stays exactly the original model's. ``with tap.capture(input_hw) as found:`` around the
 forward leaves ``found.map`` (a :class:`~mmrm.models.utils.SpatialMap`) and ``found.post_pool``
-(a callable on the pooled ``(N, C)`` feature, or ``None``).
+(a callable on the pooled ``(N, C)`` feature, or ``None``). The hooks are registered once, when
+the tap is built, and record only inside ``capture()``: registering a hook per step would break
+a ``torch.compile``d training step in two (dynamo cannot trace ``RemovableHandle``'s counter).
 """
 from contextlib import contextmanager
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -48,35 +50,39 @@ class Captured:
     def __init__(self):
         self.tensor: Optional[torch.Tensor] = None
         self.grid_hw: Optional[Tuple[int, int]] = None
+        self.norm_dims: Optional[int] = None
         self.map: Optional[SpatialMap] = None
         self.post_pool: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
 
 class FeatureTap:
-    """Base class: ``describe()`` names where the map is read, ``capture()`` reads it."""
+    """Base class: ``describe()`` names where the map is read, ``capture()`` reads it.
+
+    Subclasses register their hooks (bound methods, so a deep copy of the model hooks its own
+    copy of the tap) with :meth:`_hook` in ``__init__``; a hook records into :attr:`_found`,
+    which is set only while :meth:`capture` runs."""
 
     #: True when the pooled map is what the head receives, unchanged (so the head's
     #: ``in_channels`` is the width of the pooled feature)
     feeds_head_directly: bool = True
+    _found: Optional[Captured] = None
 
     def describe(self) -> str:
         raise NotImplementedError
 
-    def _hooks(self, found: Captured) -> List:
-        raise NotImplementedError
+    def _hook(self, module: nn.Module, hook: Callable, pre: bool = False) -> None:
+        (module.register_forward_pre_hook if pre else module.register_forward_hook)(hook)
 
     def _finish(self, found: Captured, input_hw: Tuple[int, int]) -> None:
         found.map = SpatialMap.from_tensor(found.tensor, None, input_hw)
 
     @contextmanager
     def capture(self, input_hw: Tuple[int, int]):
-        found = Captured()
-        handles = self._hooks(found)
+        found = self._found = Captured()
         try:
             yield found
         finally:
-            for handle in handles:
-                handle.remove()
+            self._found = None
         if found.tensor is None:
             raise RuntimeError(f'RMClassifier: the forward pass never reached {self.describe()}; '
                                'the RoI branch has no feature map')
@@ -97,17 +103,15 @@ class PoolingInputTap(FeatureTap):
         self.name = name
         self.feeds_head_directly = feeds_head_directly
         self.gem = type(module).__name__ == 'GeneralizedMeanPooling'
+        self._hook(module, self._record, pre=True)
 
     def describe(self) -> str:
         return f'the input of {self.name} ({type(self.module).__name__})'
 
-    def _hooks(self, found: Captured) -> List:
-
-        def record(module, args):
+    def _record(self, module, args):
+        if self._found is not None:
             x = args[0]
-            found.tensor = x[-1] if isinstance(x, (tuple, list)) else x
-
-        return [self.module.register_forward_pre_hook(record)]
+            self._found.tensor = x[-1] if isinstance(x, (tuple, list)) else x
 
     def _finish(self, found: Captured, input_hw: Tuple[int, int]) -> None:
         if self.gem:
@@ -130,34 +134,31 @@ class StageOutputTap(FeatureTap):
         self.norm = getattr(backbone, f'norm{index}')
         self.index = index
         self.backbone_name = type(backbone).__name__
+        self._hook(self.stage, self._record_stage)
+        self._hook(self.norm, self._record_norm, pre=True)
 
     def describe(self) -> str:
         return f'{self.backbone_name}.stages[{self.index}] (averaged before norm{self.index})'
 
-    def _hooks(self, found: Captured) -> List:
-        norm_input_dims = []
+    def _record_stage(self, module, args, output):
+        if self._found is not None:
+            self._found.tensor = output
 
-        def record_stage(module, args, output):
-            found.tensor = output
-
-        def record_norm(module, args):
-            norm_input_dims.append(args[0].dim())
-
-        norm = self.norm
-
-        def post_pool(pooled: torch.Tensor) -> torch.Tensor:
-            # as the backbone calls it: e.g. LayerNorm2d on (N, C, 1, 1), LayerNorm on (N, C)
-            dims = norm_input_dims[-1] if norm_input_dims else 2
-            return norm(pooled.reshape(*pooled.shape, *([1] * (dims - 2)))).flatten(1)
-
-        found.post_pool = post_pool
-        return [self.stage.register_forward_hook(record_stage),
-                self.norm.register_forward_pre_hook(record_norm)]
+    def _record_norm(self, module, args):
+        if self._found is not None:
+            self._found.norm_dims = args[0].dim()
 
     def _finish(self, found: Captured, input_hw: Tuple[int, int]) -> None:
         t = found.tensor
         # TinyViT's stages give (N, L, C) tokens, the others (N, C, h, w) maps
         found.map = SpatialMap.from_tensor(t, 'nlc' if t.dim() == 3 else 'nchw', input_hw)
+        norm, dims = self.norm, found.norm_dims or 2
+
+        def post_pool(pooled: torch.Tensor) -> torch.Tensor:
+            # as the backbone calls it: e.g. LayerNorm2d on (N, C, 1, 1), LayerNorm on (N, C)
+            return norm(pooled.reshape(*pooled.shape, *([1] * (dims - 2)))).flatten(1)
+
+        found.post_pool = post_pool
 
 
 class TokenTap(FeatureTap):
@@ -173,26 +174,24 @@ class TokenTap(FeatureTap):
         self.token_name = 'ln1' if final_norm else f'layers[{last}]'
         self.num_extra_tokens = int(backbone.num_extra_tokens)
         self.ln2 = backbone.ln2 if backbone.out_type == 'avg_featmap' else None
+        self._hook(self.patch_embed, self._record_grid)
+        self._hook(self.token_module, self._record_tokens)
 
     def describe(self) -> str:
         return f'the patch tokens of {self.backbone_name}.{self.token_name}'
 
-    def _hooks(self, found: Captured) -> List:
+    def _record_grid(self, module, args, output):
+        if self._found is not None:
+            self._found.grid_hw = tuple(output[1])  # PatchEmbed returns (tokens, (h, w))
 
-        def record_grid(module, args, output):
-            found.grid_hw = tuple(output[1])  # PatchEmbed returns (tokens, (h, w))
-
-        def record_tokens(module, args, output):
-            found.tensor = output
-
-        if self.ln2 is not None:
-            found.post_pool = self.ln2
-        return [self.patch_embed.register_forward_hook(record_grid),
-                self.token_module.register_forward_hook(record_tokens)]
+    def _record_tokens(self, module, args, output):
+        if self._found is not None:
+            self._found.tensor = output
 
     def _finish(self, found: Captured, input_hw: Tuple[int, int]) -> None:
         found.map = SpatialMap.from_tensor(found.tensor, 'nlc', input_hw, grid_hw=found.grid_hw,
                                            num_extra_tokens=self.num_extra_tokens)
+        found.post_pool = self.ln2
 
 
 def _is_global_pool(module: nn.Module) -> bool:

@@ -49,7 +49,9 @@ def parse_args(argv=None):
                         help='canvas dataset; composed with the default options if missing')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads per run (default: cores / jobs)')
-    parser.add_argument('--jobs', type=int, default=1, help='fine-tunings at once (default 1)')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='fine-tunings at once (default 2; a pretraining runs alone with '
+                        'jobs x threads threads)')
     parser.add_argument('--pretrain-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='--cfg-options for the pretraining runs')
     parser.add_argument('--finetune-options', nargs='+', default=[], metavar='KEY=VALUE',

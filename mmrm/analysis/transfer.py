@@ -197,23 +197,24 @@ class TransferChain:
     # ---------------------------------------------------------------------------------------
     # subprocesses
     # ---------------------------------------------------------------------------------------
-    def _env(self) -> dict:
+    def _env(self, threads: Optional[int] = None) -> dict:
         env = dict(os.environ)
         env['PYTHONPATH'] = os.pathsep.join([REPO_ROOT] + (
             [env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
         for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-            env[var] = str(self.threads)
+            env[var] = str(threads or self.threads)
         env['PYTHONUNBUFFERED'] = '1'  # progress lines as they come, not in bursts
         return env
 
-    def _run(self, tag: str, cmd: List[str], logfile: str) -> None:
+    def _run(self, tag: str, cmd: List[str], logfile: str,
+             threads: Optional[int] = None) -> None:
         """Run a tool, its output to ``logfile``; its training lines (with MMEngine's ETA) are
         echoed with ``tag``."""
         os.makedirs(osp.dirname(logfile), exist_ok=True)
         with open(logfile, 'a') as out:
             out.write('$ ' + ' '.join(cmd) + '\n')
             out.flush()
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=self._env(), stdout=subprocess.PIPE,
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=self._env(threads), stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
             for line in proc.stdout:
                 out.write(line)
@@ -267,7 +268,9 @@ class TransferChain:
                    f'test_dataloader.dataset.data_root={self.fashion_mnist}',
                    *self.pretrain_options]
             resumed = osp.isfile(osp.join(wd, 'last_checkpoint'))
-            self._run(f'pretrain {method}', cmd, osp.join(wd, 'pretrain.log'))
+            # a pretraining runs alone (the fine-tunings wait for it): all the jobs' threads
+            self._run(f'pretrain {method}', cmd, osp.join(wd, 'pretrain.log'),
+                      threads=self.threads * self.jobs)
             # the wall time of a whole pretraining, not of the rest of a resumed one
             seconds = None if resumed else time.time() - start
             ckpt, top1 = self._best_checkpoint(wd)

@@ -202,7 +202,7 @@ def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, m
                                                                       empty_logged):
     """CocoMetric returns no metric when nothing passes test_cfg's score threshold: AP 0 then,
     but a missing metric without that log line is a broken run."""
-    def fake_run(self, tag, cmd, logfile):
+    def fake_run(self, tag, cmd, logfile, threads=None):
         wd = osp.dirname(logfile)
         if '(test)' not in tag:
             (Path(wd) / 'last_checkpoint').write_text(osp.join(wd, 'epoch_1.pth'))

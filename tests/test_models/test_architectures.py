@@ -149,17 +149,18 @@ def coded_like(real, family, input_hw):
 
 
 def inject(tap, make):
-    """Replace the tapped tensor by ``make(tensor)`` in the forward (a hook registered before
-    the tap's own, so the tap records the replacement)."""
+    """Replace the tapped tensor by ``make(tensor)`` in the forward (a hook put before the
+    tap's own, which is registered when the model is built, so the tap records the
+    replacement)."""
     if isinstance(tap, PoolingInputTap):
         def pre(module, args):
             x = args[0]
             if isinstance(x, (tuple, list)):
                 return (type(x)([*x[:-1], make(x[-1])]), *args[1:])
             return (make(x), *args[1:])
-        return tap.module.register_forward_pre_hook(pre)
+        return tap.module.register_forward_pre_hook(pre, prepend=True)
     module = tap.stage if isinstance(tap, StageOutputTap) else tap.token_module
-    return module.register_forward_hook(lambda m, args, out: make(out))
+    return module.register_forward_hook(lambda m, args, out: make(out), prepend=True)
 
 
 def check_partial_box_on_coded_map(model, family):

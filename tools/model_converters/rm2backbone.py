@@ -15,16 +15,16 @@ or the full checkpoint with the same line:
 checkpoint=...)`` on the backbone). MMDetection's ``PyramidVisionTransformer(V2)`` needs that:
 its ``init_weights`` ignores ``prefix`` (see ``configs/downstream/README.md``)::
 
-    python tools/model_converters/rm2backbone.py work_dirs/pvt-v2-b1_8xb128_in1k_rm/epoch_300.pth \
+    python tools/model_converters/rm2backbone.py work_dirs/pvt-v2-b1_8xb128_in1k_rm \
         work_dirs/pvt-v2-b1_8xb128_in1k_rm/backbone.pth --strip-prefix
 
-    python tools/model_converters/rm2backbone.py work_dirs/rm/epoch_300.pth rm_r50_backbone.pth
+    python tools/model_converters/rm2backbone.py work_dirs/rm/epoch_300.pth rm_r50_backbone.pth  # a given epoch
 
 ``--swin-stage-norms`` gives a classification Swin the LayerNorms of all four stage outputs that
 MMDetection's / MMSegmentation's Swin have (``norm0``-``norm2`` at LayerNorm's initial values;
 see :func:`mmrm.utils.add_swin_stage_norms`)::
 
-    python tools/model_converters/rm2backbone.py work_dirs/swin-tiny_16xb64_in1k_rm/epoch_300.pth \
+    python tools/model_converters/rm2backbone.py work_dirs/swin-tiny_16xb64_in1k_rm \
         work_dirs/swin-tiny_16xb64_in1k_rm/backbone.pth --swin-stage-norms
 """
 import argparse

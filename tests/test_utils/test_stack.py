@@ -19,7 +19,7 @@ DOWNSTREAM = sorted(glob.glob(str(REPO_ROOT / 'configs/downstream/mmdet/*.py')))
     glob.glob(str(REPO_ROOT / 'configs/downstream/mmseg/*.py')))
 CLASSIFICATION = sorted(glob.glob(str(REPO_ROOT / 'configs/rm/*.py')))
 MMDET_CONFIG = str(REPO_ROOT / 'configs/downstream/mmdet/atss_r50_fpn_1x_coco.py')
-MMSEG_CONFIG = str(REPO_ROOT / 'configs/downstream/mmseg/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py')
+MMSEG_CONFIG = str(REPO_ROOT / 'configs/downstream/mmseg/pspnet_r50-d8_8xb2-80k_ade20k-512x512.py')
 PVT_CONFIG = str(REPO_ROOT / 'configs/rm/pvt-v2-b1_8xb128_in1k_rm.py')
 DEMO_CONFIG = str(REPO_ROOT / 'configs/rm/resnet18-w16_1xb128_fashion-mnist_rm.py')
 

@@ -545,15 +545,18 @@ def markdown_table(out: Dict) -> str:
     head = [f'{DOWNSTREAM_MODELS[m].title} {c}' for m, c in columns]
     lines = ['| pretraining | ' + ' | '.join(head) + ' |',
              '| --- | ' + ' | '.join('---' for _ in head) + ' |']
+    seeds = sorted({r['seed'] for r in out['runs']})
     for method in methods:
         cells = []
         for m, c in columns:
             e = summary[m].get(method, {}).get(c)
-            cells.append('' if e is None else f'{e["mean"]:.2f} ± {e["std"]:.2f}'
-                         if e['n'] > 1 else f'{e["mean"]:.2f}')
+            cell = '' if e is None else f'{e["mean"]:.2f} ± {e["std"]:.2f}' if e['n'] > 1 \
+                else f'{e["mean"]:.2f}'
+            if e is not None and e['n'] != len(seeds):  # fewer seeds than the table's
+                cell += f' ({e["n"]} seed{"s" if e["n"] > 1 else ""})'
+            cells.append(cell)
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
     meta = out.get('meta', {})
-    seeds = sorted({r['seed'] for r in out['runs']})
     lines += ['', f'Seeds: {", ".join(map(str, seeds))} (mean ± sample std where more than one). '
               f'CPU: {meta.get("cpu", "?")}, {meta.get("threads", "?")} torch threads per run, '
               f'{meta.get("jobs", "?")} run(s) at a time.', '',

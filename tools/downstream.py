@@ -61,6 +61,8 @@ def parse_args(argv=None):
     parser.add_argument('--seg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='--cfg-options for the segmentors only (e.g. '
                         'train_cfg.max_iters=500)')
+    parser.add_argument('--report', action='store_true',
+                        help='run nothing: tabulate the finished runs found in --work-dir')
     args = parser.parse_args(argv)
     for name, given, allowed in (('--methods', args.methods, methods),
                                  ('--models', args.models, list(DOWNSTREAM_MODELS))):
@@ -87,7 +89,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:  # a dataset already there (made with any options) is used as it is
-        if not canvas_dataset_ready(args.data_root):
+        if not args.report and not canvas_dataset_ready(args.data_root):
             write_canvas_dataset(args.fashion_mnist, args.data_root, CanvasOptions())
     except FashionMNISTMissing as exc:
         sys.exit(f'downstream: {exc}')
@@ -99,7 +101,7 @@ def main(argv=None):
                           finetune_options=dict(det=args.finetune_options + args.det_options,
                                                 seg=args.finetune_options + args.seg_options))
     try:
-        chain.run()
+        chain.report() if args.report else chain.run()
     except (RuntimeError, FileNotFoundError) as exc:  # FashionMNISTMissing included
         sys.exit(f'downstream: {exc}')
 

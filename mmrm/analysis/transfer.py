@@ -455,6 +455,36 @@ class TransferChain:
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             results = list(pool.map(one, todo))
+        return self._write(results, pretrain_records, wall_s=time.time() - chain_start)
+
+    def report(self) -> Dict:
+        """Tabulate the finished runs of ``methods`` x ``models`` x ``seeds`` found under
+        ``work_dir`` (e.g. chains run in parts), running nothing; missing runs are named."""
+        results, missing = [], []
+        for seed in self.seeds:
+            for method in self.methods:
+                for model in self.models:
+                    path = osp.join(self.run_dir(model, method, seed), 'result.json')
+                    if osp.isfile(path):
+                        with open(path) as f:
+                            results.append(json.load(f))
+                    else:
+                        missing.append(f'{model} {method} seed {seed}')
+        if missing:
+            self.log(f'[report] not run (left out of the table): {", ".join(missing)}')
+        if not results:
+            raise RuntimeError(f'no finished run under {self.work_dir}')
+        pretrain_records = {}
+        for method in self.methods:
+            path = osp.join(self.pretrain_dir(method), 'pretrain.json')
+            if method != 'scratch' and osp.isfile(path):
+                with open(path) as f:
+                    pretrain_records[method] = json.load(f)
+        return self._write(results, pretrain_records, wall_s=None)
+
+    def _write(self, results: List[Dict], pretrain_records: Dict,
+               wall_s: Optional[float]) -> Dict:
+        """Write ``results.json`` and ``results.md`` and print the table."""
         summary = summarize(results)
         out = dict(
             meta=dict(cpu=cpu_model(), threads=self.threads, jobs=self.jobs,
@@ -462,7 +492,7 @@ class TransferChain:
                       commit=_git_commit(), data_root=self.data_root,
                       canvas=_canvas_meta(self.data_root), seeds=self.seeds,
                       pretrain_seed=self.pretrain_seed,
-                      wall_s=round(time.time() - chain_start, 1)),
+                      wall_s=None if wall_s is None else round(wall_s, 1)),
             pretrain=pretrain_records, runs=results, summary=summary)
         with open(osp.join(self.work_dir, 'results.json'), 'w') as f:
             json.dump(out, f, indent=1)

@@ -104,6 +104,16 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     again, _ = chain(toy, methods=['scratch', 'rm'], models=['atss'])
     assert again.run()['summary'] == out['summary']
 
+    # --report tabulates what is on disk, runs nothing and names what is missing
+    part, lines = chain(toy, methods=['scratch', 'rm'], models=['atss', 'gfl'], seeds=[0, 1])
+    rep = part.report()
+    assert rep['summary']['atss'] == out['summary']['atss'] and set(rep['summary']['gfl']) == {
+        'rm'}
+    missing = [x for x in lines if x.startswith('[report] not run')]
+    assert len(missing) == 1 and 'gfl scratch seed 0' in missing[0] and \
+        'atss rm seed 1' in missing[0] and 'atss rm seed 0' not in missing[0]
+    assert '| scratch | ' in (work / 'results.md').read_text()
+
 
 def test_each_downstream_backbone_equals_the_pretrained_weights(tmp_path):
     """Through each offline config's own init_cfg, the backbone's tensors ARE the checkpoint's

@@ -19,6 +19,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmrm  # noqa: E402,F401
+from mmrm.utils import cpu_model  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs/rm/resnet18-w16_1xb128_fashion-mnist_rm.py')
@@ -31,21 +32,6 @@ def draw_mix_grid(argv):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main(argv)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux ``/proc/cpuinfo``), for the record of where a result came
-    from: results differ slightly between CPU models (their oneDNN kernels accumulate in other
-    orders) and thread counts, while a rerun on the same machine repeats them."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 def parse_args():

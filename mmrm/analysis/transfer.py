@@ -35,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from mmrm.utils.machine import cpu_model
+
 __all__ = [
     'DownstreamModel', 'DOWNSTREAM_MODELS', 'pretrain_configs', 'TransferChain', 'summarize',
     'markdown_table', 'cpu_model', 'REPO_ROOT'
@@ -102,18 +104,6 @@ def pretrain_configs(root: str = REPO_ROOT) -> Dict[str, Optional[str]]:
         if name.startswith(stem) and name.endswith('.py'):
             methods[name[len(stem):-3]] = osp.join(osp.dirname(FASHION_MNIST_PREFIX), name)
     return methods
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), to name where a time was measured."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _fmt_time(seconds: float) -> str:

@@ -281,19 +281,13 @@ class TransferChain:
     @staticmethod
     def _best_checkpoint(wd: str) -> Tuple[str, Optional[float]]:
         """The ``best_accuracy_top1_epoch_N.pth`` MMEngine's CheckpointHook kept, and its
-        top-1 (from the run's scalars)."""
+        top-1: the highest logged (the hook keeps the checkpoint of the highest)."""
+        from mmrm.analysis.work_dirs import best_metric
         best = sorted(f for f in os.listdir(wd) if f.startswith('best_') and f.endswith('.pth'))
         if len(best) != 1:
             raise RuntimeError(f'{wd}: expected one best_*.pth checkpoint, found {best}')
-        epoch = int(re.search(r'epoch_(\d+)', best[0]).group(1))
-        top1 = None
-        for scalars in sorted(_find_files(wd, 'scalars.json')):
-            with open(scalars) as f:
-                for line in f:
-                    rec = json.loads(line)
-                    if 'accuracy/top1' in rec and rec.get('epoch', rec.get('step')) == epoch:
-                        top1 = round(rec['accuracy/top1'], 2)
-        return osp.join(wd, best[0]), top1
+        top1 = best_metric(wd, 'accuracy/top1')
+        return osp.join(wd, best[0]), None if top1 is None else round(top1, 2)
 
     def check_keys(self, method: str, backbone: str) -> None:
         """Every downstream config must load ``backbone`` with no key or shape mismatch."""
@@ -503,10 +497,6 @@ class TransferChain:
         total = sum(measured.get(m, 60 * DOWNSTREAM_MODELS[m].minutes * scale)
                     for m, _, _ in left)
         return _fmt_time(total / self.jobs)
-
-
-def _find_files(root: str, name: str) -> List[str]:
-    return [osp.join(d, name) for d, _, files in os.walk(root) if name in files]
 
 
 def _git_commit() -> Optional[str]:

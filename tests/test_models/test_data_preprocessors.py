@@ -123,8 +123,8 @@ def test_labels_outside_the_classes_stop_before_the_first_step(labels, bad):
     model.train_step(fm_batch([1, 2]), optim)  # a good step first: the history is set
     after_good = [p.clone() for p in model.parameters()]
     assert any(not torch.equal(a, b) for a, b in zip(before, after_good))
-    with pytest.raises(ValueError, match=rf'gt_label \[{bad}\] outside the allowed 0 \.\. 9 '
-                                         r'\(num_classes=10\)'):
+    with pytest.raises(ValueError, match=rf'gt_label {bad} of sample \d of the batch is outside '
+                                         r'the allowed 0 \.\. 9 \(num_classes=10\)'):
         model.train_step(fm_batch(labels), optim)
     assert all(torch.equal(a, b) for a, b in zip(after_good, model.parameters()))
 

@@ -449,6 +449,7 @@ def test_label_mixing_configs_refuse_bad_labels_before_the_first_step(name):
     for labels, bad in (([1, 10], '10'), ([-1, 3], '-1')):
         data = dict(inputs=torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8),
                     data_samples=[DataSample().set_gt_label(v) for v in labels])
-        with pytest.raises(ValueError, match=rf'gt_label \[{bad}\] outside the allowed 0 \.\. 9'):
+        with pytest.raises(ValueError, match=rf'gt_label {bad} of sample \d of the batch is '
+                                             r'outside the allowed 0 \.\. 9'):
             model.train_step(data, optim)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -28,7 +28,8 @@ from mmengine.config import ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmrm.engine import setup_amp, setup_cpu_distributed, teardown_distributed
+from mmrm.engine import (check_rm_recipe, setup_amp, setup_cpu_distributed,
+                         teardown_distributed)
 from mmrm.utils.stack import exit_on_missing, load_config_checked
 
 
@@ -194,6 +195,8 @@ def main(argv=None):
     # stops here, naming what is missing and `make install`
     cfg = load_config_checked(args.config)
     cfg = merge_args(cfg, args)
+    # a recipe switch RM cannot run stops now, not at its epoch
+    check_rm_recipe(cfg)
     # CPU-only machine + launcher: gloo process group and CPU DDP wrapper
     cpu_dist = setup_cpu_distributed(cfg)
     runner = build_runner(cfg)

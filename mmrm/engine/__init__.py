@@ -1,5 +1,6 @@
-"""What adapts MMEngine 0.10 to this stack: CPU distributed runs, CPU mixed precision and
-weights-only checkpoint loading under torch >= 2.6.
+"""What adapts MMEngine 0.10 to this stack: CPU distributed runs, CPU mixed precision,
+weights-only checkpoint loading under torch >= 2.6, and config-time checks of the MMPretrain
+recipes around an RM model.
 
 Importing this package (``import mmrm`` does) allowlists the globals MMEngine checkpoints need
 (:mod:`mmrm.engine.checkpoint`) and registers ``CPUAmpOptimWrapper`` (:mod:`mmrm.engine.amp`).
@@ -7,10 +8,11 @@ Importing this package (``import mmrm`` does) allowlists the globals MMEngine ch
 from .amp import CPUAmpOptimWrapper, setup_amp
 from .checkpoint import register_safe_globals, safe_globals_list
 from .distributed import cuda_available, setup_cpu_distributed, teardown_distributed
+from .recipes import check_rm_recipe, is_rm_model
 
 register_safe_globals()
 
 __all__ = [
     'register_safe_globals', 'safe_globals_list', 'setup_cpu_distributed', 'teardown_distributed',
-    'cuda_available', 'setup_amp', 'CPUAmpOptimWrapper'
+    'cuda_available', 'setup_amp', 'CPUAmpOptimWrapper', 'check_rm_recipe', 'is_rm_model'
 ]

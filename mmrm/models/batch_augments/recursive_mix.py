@@ -39,7 +39,9 @@ class RecursiveMixBatchAugment:
     No paste happens (``lam = 0``, the output equals the input) when there is no history yet,
     when the batch is larger than the history (a short last batch came before it), when the
     history has another channel count or spatial size (a resolution change), or when the
-    sampled box is empty. The history is replaced by the new output in every case.
+    sampled box is empty. The history is replaced by the new output in every case but one: an
+    output that is not finite (a corrupt image, an overflow) never becomes the history, which
+    then stays the last finite batch (:meth:`_keep_history`, decided on the device).
 
     After each call, :attr:`last_box` holds the box as ``(x1, y1, x2, y2)`` input-pixel ints
     (x along the width, y along the height; half-open) and :attr:`last_lam` the historical share.
@@ -97,6 +99,10 @@ class RecursiveMixBatchAugment:
         self._history_epoch: Optional[int] = None
         self.last_box: Tuple[int, int, int, int] = (0, 0, 0, 0)
         self.last_lam: float = 0.
+        #: 0-d device bool: the last output was finite (None before a call / without history)
+        self.last_finite: Optional[torch.Tensor] = None
+        # what the history was before the last call, to restore if that batch is rejected
+        self._fallback: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
 
     def sample_box(self, height: int, width: int) -> Tuple[int, int, int, int]:
         """Sample the box of Eq. (2) with clipping, as ``(x1, y1, x2, y2)`` ints."""
@@ -108,6 +114,33 @@ class RecursiveMixBatchAugment:
         y1 = min(max(cy - cut_h // 2, 0), height)
         y2 = min(max(cy + cut_h // 2, 0), height)
         return x1, y1, x2, y2
+
+    def _keep_history(self, inputs: torch.Tensor, scores: torch.Tensor) -> None:
+        """``x_h <- x_mix, y_h <- y_mix``, unless the batch is not finite: then the history
+        stays what it was (the last finite batch), so one corrupt batch is never pasted into the
+        next ones. Decided on the device (``torch.where`` on a 0-d flag): no host sync.
+
+        Where no finite history of this shape exists yet, a rejected batch leaves a blank one:
+        zeros (the mean image after normalisation) with uniform scores."""
+        finite = torch.isfinite(inputs).all() & torch.isfinite(scores).all()
+        prev_x, prev_y = self.history_inputs, self.history_scores
+        if prev_x is None or prev_x.shape != inputs.shape or prev_y.shape != scores.shape:
+            prev_x = inputs.new_zeros(())
+            prev_y = scores.new_full((), 1. / scores.size(1))
+        self._fallback = (prev_x, prev_y)
+        self.history_inputs = torch.where(finite, inputs.detach(), prev_x)
+        self.history_scores = torch.where(finite, scores.detach(), prev_y)
+        self.last_finite = finite
+
+    def keep_history_if(self, ok: Optional[torch.Tensor]) -> None:
+        """Undo the last history update unless ``ok`` (a 0-d bool tensor: e.g. whether the
+        classifier's logits on that batch were finite). At most once per call; no host sync."""
+        if ok is None or self._fallback is None or self.history_inputs is None:
+            return
+        prev_x, prev_y = self._fallback
+        self.history_inputs = torch.where(ok, self.history_inputs, prev_x)
+        self.history_scores = torch.where(ok, self.history_scores, prev_y)
+        self._fallback = None
 
     def _epoch_changed(self) -> bool:
         if self.reset_history != 'epoch':
@@ -163,8 +196,7 @@ class RecursiveMixBatchAugment:
             # lam * y_h + (1 - lam) * y (Eq. 1) in one kernel
             scores = torch.lerp(scores, src_scores, lam)
         if self.use_history:
-            self.history_inputs = inputs.detach()
-            self.history_scores = scores.detach()
+            self._keep_history(inputs, scores)
         self.last_box = (x1, y1, x2, y2)
         self.last_lam = lam
         return inputs, scores

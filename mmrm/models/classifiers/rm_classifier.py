@@ -106,12 +106,17 @@ class RMClassifier(ImageClassifier):
             roi_head['in_channels'] = width
         self.roi_head: RoIConsistencyHead = MODELS.build(roi_head)
         self._check_roi_head(num_classes, width, final_linear)
-        # Main logits of the last training step (p^h of Eq. 3), detached.
+        # Main logits of the last training step (p^h of Eq. 3), detached, and whether that
+        # step's batch and logits were finite (a 0-d device bool, until the next mix reads it).
         self._hist_logits: Optional[torch.Tensor] = None
+        self._hist_ok: Optional[torch.Tensor] = None
         # (h, w) of the RoI map per input (H, W), seen in training: with it the preprocessor
         # builds the RoI input of each box on the host (RMMix.roi, see _prepare_roi)
         self._roi_grids: Dict[Tuple[int, int], Tuple[int, int]] = {}
         self.data_preprocessor._prepare_roi = self._prepare_roi
+        # bound methods, not lambdas: a deep copy (EMAHook's averaged model) rebinds them
+        self.data_preprocessor._outputs_ok = self._take_outputs_ok
+        self.data_preprocessor._on_switch = self._drop_history
 
     # ---------------------------------------------------------------- build-time checks
     def _check_head_loss(self) -> None:
@@ -205,8 +210,10 @@ class RMClassifier(ImageClassifier):
                     f'({self._final_linear_name}) to be the only layer with weights in the '
                     f'head, but {", ".join(before)} transforms the pooled feature too; set '
                     'share_fc=False')
-        aug = self.data_preprocessor.rm_augment
-        if roi.omega > 0 and not aug.use_history:
+        self._check_history_use(self.data_preprocessor.rm_augment)
+
+    def _check_history_use(self, aug) -> None:
+        if aug is not None and self.roi_head.omega > 0 and not aug.use_history:
             raise ValueError('RMClassifier: RecursiveMixBatchAugment(use_history=False) has no '
                              'historical prediction to be consistent with; set '
                              'roi_head.omega=0 for the "no HIS" ablation')
@@ -228,6 +235,36 @@ class RMClassifier(ImageClassifier):
         if hist is None or hist.size(0) < n or hist.shape[1:] != logits.shape[1:]:
             return torch.zeros_like(logits)
         return hist[:n]
+
+    def _drop_history(self, aug) -> None:
+        """A recipe switch is turning RM off (``aug`` None) or on again (``aug`` the new
+        augment, checked here): the next RM step starts without p^h."""
+        self._check_history_use(aug)
+        self._hist_logits = None
+        self._hist_ok = None
+
+    def _take_outputs_ok(self) -> Optional[torch.Tensor]:
+        """Whether the last step's batch and logits were finite (a 0-d device bool), once:
+        the preprocessor asks before the next mix, so that a rejected batch is not pasted."""
+        ok, self._hist_ok = self._hist_ok, None
+        return ok
+
+    def _keep_logits(self, logits: torch.Tensor, rm_mix: RMMix) -> None:
+        """``p^h <- logits`` (detached), unless the batch or its logits are not finite: then
+        p^h stays the last finite one (zeros, a uniform prediction, where none of this shape
+        exists), as the augment keeps its image history. No host sync."""
+        if not rm_mix.active:
+            self._hist_logits = self._hist_ok = None  # RM switched off: no history to keep
+            return
+        logits = logits.detach()
+        ok = torch.isfinite(logits).all()
+        if rm_mix.finite is not None:
+            ok = ok & rm_mix.finite
+        prev = self._hist_logits
+        if prev is None or prev.shape != logits.shape:
+            prev = logits.new_zeros(())
+        self._hist_logits = torch.where(ok, logits, prev)
+        self._hist_ok = ok
 
     def _prepare_roi(self, mix: RMMix) -> Optional[torch.Tensor]:
         """``RMMix.roi`` of a batch, built on the host (in the preprocessor's eager part):
@@ -258,5 +295,5 @@ class RMClassifier(ImageClassifier):
                                    roi=rm_mix.roi)
         lam = rm_mix.lam_tensor if torch.compiler.is_compiling() else rm_mix.lam
         losses['loss_rm'] = self.roi_head.loss(roi_logits, self._history_target(logits), lam)
-        self._hist_logits = logits.detach()
+        self._keep_logits(logits, rm_mix)
         return losses

@@ -2,7 +2,7 @@
 from typing import Callable, List, Optional
 
 import torch
-from mmpretrain.models.utils import ClsDataPreprocessor
+from mmpretrain.models.utils import ClsDataPreprocessor, RandomBatchAugment
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
@@ -70,6 +70,10 @@ class RMDataPreprocessor(ClsDataPreprocessor):
             raise ValueError('RMDataPreprocessor: the batch augment must be '
                              f"'RecursiveMixBatchAugment', got {aug_type!r}; for CutMix or "
                              'Mixup use ImageClassifier with ClsDataPreprocessor')
+        # Set by RMClassifier (before the parent's __init__ assigns batch_augments, whose
+        # setter reads it): called with the new augment (or None) when a recipe switch turns
+        # RM off or on again.
+        self._on_switch: Optional[Callable] = None
         super().__init__(batch_augments=dict(augments=augments), **kwargs)
         self._non_blocking = bool(non_blocking)
         # Set by RMClassifier; a plain ImageClassifier would silently drop the RM loss.
@@ -78,14 +82,45 @@ class RMDataPreprocessor(ClsDataPreprocessor):
         self._model_num_classes: Optional[int] = None
         # Set by RMClassifier: RMMix -> RMMix.roi (or None while the map size is unknown).
         self._prepare_roi: Optional[Callable[[RMMix], Optional[torch.Tensor]]] = None
+        # Set by RMClassifier: whether its last step's outputs were finite (a 0-d device bool,
+        # or None), so that a batch with non-finite logits does not stay RM's history.
+        self._outputs_ok: Optional[Callable[[], Optional[torch.Tensor]]] = None
 
     @property
-    def rm_augment(self) -> RecursiveMixBatchAugment:
-        return self.batch_augments.augments[0]
+    def batch_augments(self) -> Optional[RandomBatchAugment]:
+        """RM's ``RandomBatchAugment`` (one :class:`RecursiveMixBatchAugment`), or None when a
+        recipe switch turned batch augments off: training is then plain (no mix, no
+        consistency loss, no history).
+
+        Assigning it is how MMPretrain's ``SwitchRecipeHook`` switches recipes
+        (``model.data_preprocessor.batch_augments = ...``): None turns RM off and drops its
+        history; a ``RandomBatchAugment`` of one ``RecursiveMixBatchAugment`` and no ``probs``
+        (e.g. another alpha) turns it back on with a fresh history; anything else is refused
+        with a ValueError, since RM's history and consistency loss need RM's own augment.
+        """
+        return self.__dict__.get('_rm_batch_augments')
+
+    @batch_augments.setter
+    def batch_augments(self, value) -> None:
+        check_rm_batch_augments(value)
+        aug = None if value is None else value.augments[0]
+        if self.__dict__.get('_on_switch') is not None:
+            self._on_switch(aug)  # the classifier checks the augment, drops its p^h
+        if aug is not None:
+            aug.reset()  # a fresh history for a recipe switched in, even a reused instance
+        self.__dict__['_rm_batch_augments'] = value
+
+    @property
+    def rm_augment(self) -> Optional[RecursiveMixBatchAugment]:
+        """The RM augment, or None while a recipe switch has turned batch augments off."""
+        augments = self.batch_augments
+        return None if augments is None else augments.augments[0]
 
     def batch_scores(self, samples: List[DataSample], device: torch.device) -> torch.Tensor:
         """``(N, K)`` float32 targets of a batch on ``device``: one-hot of the ``gt_label``s,
-        or the stacked ``gt_score``s where the samples have them."""
+        or the stacked ``gt_score``s where the samples have them. Both are checked on the host
+        first (:func:`~mmrm.models.utils.check_targets`: integer labels below K; score rows
+        finite, non-negative, summing to 1), so a bad target stops before any step."""
         first = samples[0]
         num_classes = self.num_classes or first.get('num_classes')
         if 'gt_score' in first:
@@ -93,6 +128,7 @@ class RMDataPreprocessor(ClsDataPreprocessor):
             scores = torch.stack([s.gt_score for s in samples]).float()
             return to_device_async(scores, device)
         labels = torch.cat([s.gt_label for s in samples])
+        check_labels('RMDataPreprocessor', labels, None)  # the dtype, before any indexing
         if labels.numel() != len(samples):
             raise ValueError('RMDataPreprocessor: RecursiveMix mixes single-label targets, one '
                              f'gt_label per sample; got {labels.numel()} labels for '
@@ -119,7 +155,8 @@ class RMDataPreprocessor(ClsDataPreprocessor):
         samples = data.get('data_samples')
         if not samples:
             # a batch without labels skips the augment; never report a stale box for it
-            self.rm_augment.last_box, self.rm_augment.last_lam = (0, 0, 0, 0), 0.
+            if self.rm_augment is not None:
+                self.rm_augment.last_box, self.rm_augment.last_lam = (0, 0, 0, 0), 0.
             return dict(inputs=inputs, data_samples=samples)
         if not isinstance(samples[0], DataSample):
             raise TypeError('RMDataPreprocessor: training samples must be mmpretrain '
@@ -128,11 +165,43 @@ class RMDataPreprocessor(ClsDataPreprocessor):
 
     @torch.compiler.disable(reason='RM box draw and paste: host-side, data-dependent, cheap')
     def _mix(self, inputs: torch.Tensor, samples: List[DataSample]) -> dict:
-        """Targets, RM mixing and the RoI input of the box; eager under torch.compile."""
+        """Targets, RM mixing and the RoI input of the box; eager under torch.compile.
+
+        With RM switched off (``batch_augments`` None) the targets are the plain ones and the
+        ``RMMix`` says so (``active=False``, nothing pasted), so the classifier trains plainly
+        while its RoI head stays in the graph with weight 0."""
         aug = self.rm_augment
-        inputs, scores = aug(inputs, self.batch_scores(samples, inputs.device))
-        mix = RMMix(scores=scores, box=tuple(aug.last_box), lam=float(aug.last_lam),
-                    input_hw=tuple(inputs.shape[-2:]))
+        scores = self.batch_scores(samples, inputs.device)
+        if aug is None:
+            mix = RMMix(scores=scores, box=(0, 0, 0, 0), lam=0., input_hw=tuple(inputs.shape[-2:]),
+                        active=False)
+        else:
+            if self._outputs_ok is not None:
+                # the last step's logits were not finite: its batch must not be pasted now
+                aug.keep_history_if(self._outputs_ok())
+            inputs, scores = aug(inputs, scores)
+            mix = RMMix(scores=scores, box=tuple(aug.last_box), lam=float(aug.last_lam),
+                        input_hw=tuple(inputs.shape[-2:]), finite=aug.last_finite)
         if self._prepare_roi is not None:
             mix.roi = self._prepare_roi(mix)
         return dict(inputs=inputs, data_samples=samples, rm_mix=mix)
+
+
+def check_rm_batch_augments(value, owner: str = 'RMDataPreprocessor') -> None:
+    """What RM's data preprocessor accepts as ``batch_augments`` at run time: None (RM off) or
+    a ``RandomBatchAugment`` holding one :class:`RecursiveMixBatchAugment` and no ``probs``."""
+    if value is None:
+        return
+    augments = getattr(value, 'augments', None)
+    ok = (isinstance(value, RandomBatchAugment) and isinstance(augments, (list, tuple))
+          and len(augments) == 1 and isinstance(augments[0], RecursiveMixBatchAugment)
+          and getattr(value, 'probs', None) is None)
+    if not ok:
+        what = [type(a).__name__ for a in augments] if isinstance(augments, (list, tuple)) \
+            else type(value).__name__
+        raise ValueError(
+            f'{owner}: batch_augments can switch only between None (RecursiveMix off: plain '
+            "training from then on) and dict(augments=dict(type='RecursiveMixBatchAugment', "
+            '...)) with no probs (RecursiveMix on, e.g. with another alpha, from a fresh '
+            f'history); got {what}. RM\'s history and consistency loss need its own augment: '
+            'for CutMix or Mixup train an ImageClassifier')

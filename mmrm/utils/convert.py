@@ -8,8 +8,39 @@ import torch
 RM_ONLY_PREFIXES = ('roi_head.', )
 
 
+#: which weights of a checkpoint saved with MMEngine's ``EMAHook`` a converter takes
+WEIGHTS = ('ema', 'raw')
+
+
+def checkpoint_weights(checkpoint: dict, weights: str = 'ema') -> Tuple[dict, str]:
+    """The state dict to convert and a sentence saying which weights it holds.
+
+    ``EMAHook`` saves the averaged (EMA) weights as ``state_dict``, where every loader and
+    MMPretrain's own deploy tools look, and the trained weights under ``ema_state_dict`` with a
+    ``module.`` prefix (next to the average's ``steps``). ``weights='ema'`` (default) takes
+    ``state_dict`` — the EMA weights when the checkpoint has them, which is what the EMA run
+    validated with; ``'raw'`` takes the trained weights of an EMA checkpoint (of any other
+    checkpoint, its only weights)."""
+    if weights not in WEIGHTS:
+        raise ValueError(f'weights must be one of {WEIGHTS}, got {weights!r}')
+    state = checkpoint.get('state_dict', checkpoint)
+    ema = checkpoint.get('ema_state_dict')
+    if ema is None:
+        return state, 'the trained weights (the checkpoint has no EMA)'
+    if weights == 'ema':
+        return state, ('the EMA-averaged weights (state_dict of an EMAHook checkpoint; '
+                       "--weights raw takes the trained ones)")
+    raw = {k[len('module.'):]: v for k, v in ema.items() if k.startswith('module.')}
+    if set(raw) != set(state):
+        raise ValueError('checkpoint_weights: ema_state_dict does not hold the trained weights '
+                         'of every state_dict key (not an EMAHook checkpoint?)')
+    return type(state)((k, raw[k]) for k in state), (
+        'the trained (not averaged) weights of an EMAHook checkpoint (its ema_state_dict)')
+
+
 def convert_rm_checkpoint(checkpoint: dict, backbone_only: bool = False,
-                          strip_prefix: bool = False) -> Tuple[dict, List[str]]:
+                          strip_prefix: bool = False,
+                          weights: str = 'ema') -> Tuple[dict, List[str]]:
     """Drop the RM-only weights (and the training state) from an RMClassifier checkpoint.
 
     Args:
@@ -19,15 +50,19 @@ def convert_rm_checkpoint(checkpoint: dict, backbone_only: bool = False,
             with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
         strip_prefix: with ``backbone_only``, also remove the ``backbone.`` prefix, for loaders
             that take the backbone's own keys.
+        weights: of a checkpoint saved with ``EMAHook``, ``'ema'`` (default) the averaged
+            weights or ``'raw'`` the trained ones (:func:`checkpoint_weights`); the averaged
+            RoI head is dropped like the trained one.
 
     Returns:
         ``(new_checkpoint, dropped_keys)``: a checkpoint with ``state_dict`` and ``meta`` only,
         and the sorted list of state-dict keys that were removed.
     """
-    state = checkpoint.get('state_dict', checkpoint)
-    if 'state_dict' not in checkpoint and not all(hasattr(v, 'shape') for v in state.values()):
+    if 'state_dict' not in checkpoint and not all(hasattr(v, 'shape')
+                                                  for v in checkpoint.values()):
         raise ValueError('convert_rm_checkpoint: expected an MMEngine checkpoint with a '
                          "'state_dict' or a bare state dict of tensors")
+    state, took = checkpoint_weights(checkpoint, weights)
     kept, dropped = OrderedDict(), []
     for key, value in state.items():
         if key.startswith(RM_ONLY_PREFIXES) or (backbone_only and not key.startswith('backbone.')):
@@ -40,7 +75,7 @@ def convert_rm_checkpoint(checkpoint: dict, backbone_only: bool = False,
         raise ValueError('convert_rm_checkpoint: no backbone.* weights in the checkpoint')
     meta = dict(checkpoint.get('meta', {}) or {})
     meta['mmrm_converted'] = dict(backbone_only=backbone_only, strip_prefix=strip_prefix,
-                                  dropped=len(dropped))
+                                  dropped=len(dropped), weights=took)
     return dict(meta=meta, state_dict=kept), sorted(dropped)
 
 

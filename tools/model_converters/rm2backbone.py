@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
 from mmrm.utils import add_swin_stage_norms, convert_rm_checkpoint  # noqa: E402
+from mmrm.utils.convert import WEIGHTS  # noqa: E402
 
 
 def best_checkpoint(work_dir: str) -> str:
@@ -61,17 +62,23 @@ def main(argv=None):
     parser.add_argument('--swin-stage-norms', action='store_true',
                         help='Swin: add the stage-output LayerNorms that MMDetection\'s and '
                         'MMSegmentation\'s Swin have (norm0-norm2) at their initial values')
+    parser.add_argument('--weights', choices=WEIGHTS, default='ema',
+                        help='of a checkpoint saved with EMAHook: the EMA-averaged weights '
+                        '(default; its state_dict, what the EMA run validated) or the raw '
+                        'trained ones (its ema_state_dict)')
     args = parser.parse_args(argv)
     src = best_checkpoint(args.src) if osp.isdir(args.src) else args.src
     if src != args.src:
         print(f'best checkpoint of {args.src}: {osp.basename(src)}')
     ckpt = torch.load(src, map_location='cpu')
-    out, dropped = convert_rm_checkpoint(ckpt, backbone_only=True, strip_prefix=args.strip_prefix)
+    out, dropped = convert_rm_checkpoint(ckpt, backbone_only=True, strip_prefix=args.strip_prefix,
+                                          weights=args.weights)
     if args.swin_stage_norms:
         added = add_swin_stage_norms(out['state_dict'],
                                      prefix='' if args.strip_prefix else 'backbone.')
         print(f'added {len(added)} stage-output LayerNorm weights at their initial values: '
               f'{", ".join(sorted({k.rsplit(".", 1)[0] for k in added})) or "none"}')
+    print(f"weights: {out['meta']['mmrm_converted']['weights']}")
     torch.save(out, args.dst)
     groups = sorted({k.split('.')[0] for k in dropped})
     print(f'dropped {len(dropped)} non-backbone keys (from: {", ".join(groups) or "none"})')

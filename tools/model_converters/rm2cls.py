@@ -16,15 +16,21 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
 from mmrm.utils import convert_rm_checkpoint  # noqa: E402
+from mmrm.utils.convert import WEIGHTS  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='RMClassifier checkpoint')
     parser.add_argument('dst', help='output checkpoint')
+    parser.add_argument('--weights', choices=WEIGHTS, default='ema',
+                        help='of a checkpoint saved with EMAHook: the EMA-averaged weights '
+                        '(default; its state_dict, what the EMA run validated) or the raw '
+                        'trained ones (its ema_state_dict)')
     args = parser.parse_args(argv)
     ckpt = torch.load(args.src, map_location='cpu')
-    out, dropped = convert_rm_checkpoint(ckpt)
+    out, dropped = convert_rm_checkpoint(ckpt, weights=args.weights)
+    print(f"weights: {out['meta']['mmrm_converted']['weights']}")
     torch.save(out, args.dst)
     params = sum(v.numel() for k, v in out['state_dict'].items() if v.is_floating_point()
                  and 'running_' not in k)

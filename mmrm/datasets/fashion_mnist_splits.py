@@ -1,0 +1,97 @@
+"""Three disjoint Fashion-MNIST splits: train, a validation split carved from the training
+images, and the test split that no choice looks at (DESIGN.md §6).
+
+Fashion-MNIST ships 60k training and 10k test images. Every choice a measurement makes (the best
+epoch a pretraining keeps, a learning rate, a schedule, a regime) is made on ``val``; only
+``test`` is reported. The carve is a pure function of the labels and a seed: for each class,
+the first ``val_per_class`` images of a seeded permutation of that class's training images are
+``val`` (default 500 a class: 5,000 images); the rest are ``train`` (55,000), of which
+``train_per_class`` (the first of the same permutation) may be kept for a data-scarce regime.
+"""
+from typing import Optional, Sequence
+
+import numpy as np
+from mmpretrain.datasets import FashionMNIST
+from mmpretrain.registry import DATASETS
+
+SPLITS = ('train', 'val', 'test')
+#: validation images per class carved from the training file (5,000 of 60,000)
+VAL_PER_CLASS = 500
+#: the seed of the carve; changing it changes every split but test
+SPLIT_SEED = 0
+
+
+def split_indices(labels: Sequence[int], split: str, val_per_class: int = VAL_PER_CLASS,
+                  seed: int = SPLIT_SEED, train_per_class: Optional[int] = None) -> np.ndarray:
+    """Sorted indices into the file ``split`` reads (the training file for 'train' and 'val',
+    the test file for 'test') of the images of ``split``.
+
+    Args:
+        labels: the labels of that file, in file order.
+        split: 'train', 'val' or 'test' ('test' is the whole test file).
+        val_per_class: validation images per class, carved from the training file.
+        seed: seed of the per-class permutation.
+        train_per_class: keep only this many training images per class (None: all the rest).
+    """
+    if split not in SPLITS:
+        raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if split == 'test':
+        return np.arange(len(labels))
+    for name, value in (('val_per_class', val_per_class), ('train_per_class', train_per_class)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < (0 if name == 'val_per_class' else 1)):
+            raise ValueError(f'{name} must be an int >= {0 if name == "val_per_class" else 1}'
+                             f'{"" if name == "val_per_class" else " or None"}, got {value!r}')
+    rng = np.random.RandomState(seed)
+    chosen = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)[rng.permutation(int((labels == c).sum()))]
+        need = val_per_class + (train_per_class or 1)
+        if len(members) < need:
+            raise ValueError(
+                f'class {int(c)} has {len(members)} training images, fewer than '
+                f'val_per_class={val_per_class} + {train_per_class or 1} for training')
+        if split == 'val':
+            chosen.append(members[:val_per_class])
+        else:
+            rest = members[val_per_class:]
+            chosen.append(rest if train_per_class is None else rest[:train_per_class])
+    return np.sort(np.concatenate(chosen))
+
+
+@DATASETS.register_module()
+class FashionMNISTSplit(FashionMNIST):
+    """MMPretrain's ``FashionMNIST`` with the three disjoint splits of :func:`split_indices`.
+
+    Args:
+        split (str): 'train' (training images minus the validation carve), 'val' (the carve)
+            or 'test' (Fashion-MNIST's test images). ``test_mode`` is set from it.
+        val_per_class (int): validation images per class. Defaults to 500 (5,000 in all).
+        train_per_class (int, optional): training images per class (a fixed, class-balanced
+            subset, for a data-scarce regime); None keeps all 5,500 a class.
+        split_seed (int): seed of the carve. Defaults to 0.
+        **kwargs: the other ``FashionMNIST`` arguments (``data_root``, ``pipeline``, ...).
+    """
+
+    def __init__(self, split: str = 'train', val_per_class: int = VAL_PER_CLASS,
+                 train_per_class: Optional[int] = None, split_seed: int = SPLIT_SEED,
+                 **kwargs):
+        if split not in SPLITS:
+            raise ValueError(f'FashionMNISTSplit: split must be one of {SPLITS}, got {split!r}')
+        kwargs.pop('test_mode', None)  # the split decides which file is read
+        self.heldout_split = split
+        self.val_per_class = val_per_class
+        self.train_per_class = train_per_class
+        self.split_seed = split_seed
+        super().__init__(split='test' if split == 'test' else 'train',
+                         test_mode=split == 'test', **kwargs)
+
+    def load_data_list(self):
+        infos = super().load_data_list()
+        try:
+            keep = split_indices([int(i['gt_label']) for i in infos], self.heldout_split,
+                                 self.val_per_class, self.split_seed, self.train_per_class)
+        except ValueError as exc:
+            raise ValueError(f'FashionMNISTSplit(split={self.heldout_split!r}): {exc}') from exc
+        return [infos[i] for i in keep]

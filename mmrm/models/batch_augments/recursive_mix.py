@@ -41,7 +41,7 @@ class RecursiveMixBatchAugment:
     history has another channel count or spatial size (a resolution change), or when the
     sampled box is empty. The history is replaced by the new output in every case but one: an
     output that is not finite (a corrupt image, an overflow) never becomes the history, which
-    then stays the last finite batch (:meth:`_keep_history`, decided on the device).
+    then stays the last finite batch (:meth:`_commit`, decided on the device).
 
     After each call, :attr:`last_box` holds the box as ``(x1, y1, x2, y2)`` input-pixel ints
     (x along the width, y along the height; half-open) and :attr:`last_lam` the historical share.
@@ -94,15 +94,61 @@ class RecursiveMixBatchAugment:
 
     def reset(self) -> None:
         """Forget the history; the next call pastes nothing."""
-        self.history_inputs: Optional[torch.Tensor] = None
-        self.history_scores: Optional[torch.Tensor] = None
+        self._hist_x: Optional[torch.Tensor] = None
+        self._hist_y: Optional[torch.Tensor] = None
+        # the last output and whether it is finite (a 0-d device bool), until the next call
+        # makes it the history, or not (:meth:`_commit`)
+        self._pending: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
         self._history_epoch: Optional[int] = None
         self.last_box: Tuple[int, int, int, int] = (0, 0, 0, 0)
         self.last_lam: float = 0.
         #: 0-d device bool: the last output was finite (None before a call / without history)
         self.last_finite: Optional[torch.Tensor] = None
-        # what the history was before the last call, to restore if that batch is rejected
-        self._fallback: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+
+    @property
+    def history_inputs(self) -> Optional[torch.Tensor]:
+        """:math:`x^h`, the last finite mixed batch ``(N, C, H, W)`` (None: no history)."""
+        self._commit()
+        return self._hist_x
+
+    @history_inputs.setter
+    def history_inputs(self, value: Optional[torch.Tensor]) -> None:
+        self._commit()
+        self._hist_x = value
+
+    @property
+    def history_scores(self) -> Optional[torch.Tensor]:
+        """:math:`y^h`, the mixed scores ``(N, K)`` of :attr:`history_inputs`."""
+        self._commit()
+        return self._hist_y
+
+    @history_scores.setter
+    def history_scores(self, value: Optional[torch.Tensor]) -> None:
+        self._commit()
+        self._hist_y = value
+
+    def _commit(self) -> None:
+        """``x_h <- x_mix, y_h <- y_mix`` for the last output, unless it was not finite: then
+        the history stays what it was (the last finite batch), so one corrupt batch is never
+        pasted into the next ones. Decided on the device (``torch.where`` on a 0-d flag): no
+        host sync. Where no finite history of this shape exists yet, a rejected batch leaves a
+        blank one: zeros (the mean image after normalisation) with uniform scores."""
+        if self._pending is None:
+            return
+        x, y, ok = self._pending
+        self._pending = None
+        prev_x, prev_y = self._hist_x, self._hist_y
+        if prev_x is None or prev_x.shape != x.shape or prev_y.shape != y.shape:
+            prev_x, prev_y = x.new_zeros(()), y.new_full((), 1. / y.size(1))
+        self._hist_x = torch.where(ok, x, prev_x)
+        self._hist_y = torch.where(ok, y, prev_y)
+
+    def keep_history_if(self, ok: Optional[torch.Tensor]) -> None:
+        """Make the last output the history only if also ``ok`` (a 0-d bool tensor: e.g.
+        whether the classifier's logits on it were finite). No host sync."""
+        if ok is not None and self._pending is not None:
+            x, y, finite = self._pending
+            self._pending = (x, y, finite & ok)
 
     def sample_box(self, height: int, width: int) -> Tuple[int, int, int, int]:
         """Sample the box of Eq. (2) with clipping, as ``(x1, y1, x2, y2)`` ints."""
@@ -114,33 +160,6 @@ class RecursiveMixBatchAugment:
         y1 = min(max(cy - cut_h // 2, 0), height)
         y2 = min(max(cy + cut_h // 2, 0), height)
         return x1, y1, x2, y2
-
-    def _keep_history(self, inputs: torch.Tensor, scores: torch.Tensor) -> None:
-        """``x_h <- x_mix, y_h <- y_mix``, unless the batch is not finite: then the history
-        stays what it was (the last finite batch), so one corrupt batch is never pasted into the
-        next ones. Decided on the device (``torch.where`` on a 0-d flag): no host sync.
-
-        Where no finite history of this shape exists yet, a rejected batch leaves a blank one:
-        zeros (the mean image after normalisation) with uniform scores."""
-        finite = torch.isfinite(inputs).all() & torch.isfinite(scores).all()
-        prev_x, prev_y = self.history_inputs, self.history_scores
-        if prev_x is None or prev_x.shape != inputs.shape or prev_y.shape != scores.shape:
-            prev_x = inputs.new_zeros(())
-            prev_y = scores.new_full((), 1. / scores.size(1))
-        self._fallback = (prev_x, prev_y)
-        self.history_inputs = torch.where(finite, inputs.detach(), prev_x)
-        self.history_scores = torch.where(finite, scores.detach(), prev_y)
-        self.last_finite = finite
-
-    def keep_history_if(self, ok: Optional[torch.Tensor]) -> None:
-        """Undo the last history update unless ``ok`` (a 0-d bool tensor: e.g. whether the
-        classifier's logits on that batch were finite). At most once per call; no host sync."""
-        if ok is None or self._fallback is None or self.history_inputs is None:
-            return
-        prev_x, prev_y = self._fallback
-        self.history_inputs = torch.where(ok, self.history_inputs, prev_x)
-        self.history_scores = torch.where(ok, self.history_scores, prev_y)
-        self._fallback = None
 
     def _epoch_changed(self) -> bool:
         if self.reset_history != 'epoch':
@@ -156,11 +175,11 @@ class RecursiveMixBatchAugment:
         if not self.use_history:
             perm = torch.randperm(n, device=inputs.device)
             return inputs[perm], scores[perm]
-        hist = self.history_inputs
+        hist, hist_scores = self.history_inputs, self.history_scores
         if (hist is None or hist.size(0) < n or hist.shape[1:] != inputs.shape[1:]
-                or self.history_scores.shape[1:] != scores.shape[1:]):
+                or hist_scores.shape[1:] != scores.shape[1:]):
             return None, None
-        return hist[:n], self.history_scores[:n]
+        return hist[:n], hist_scores[:n]
 
     # Eager under torch.compile on purpose: traced, every drawn box would be a new graph
     # (dynamo specialises on the drawn numbers) and the history a guard; the op is cheap.
@@ -174,7 +193,7 @@ class RecursiveMixBatchAugment:
                              f'scores {tuple(batch_score.shape)}')
         scores = batch_score.float()
         if self._epoch_changed():
-            self.history_inputs = self.history_scores = None
+            self._hist_x = self._hist_y = self._pending = None
         src_inputs, src_scores = self._source(inputs, scores)
         height, width = inputs.shape[-2:]
         x1, y1, x2, y2 = self.sample_box(height, width)
@@ -196,7 +215,10 @@ class RecursiveMixBatchAugment:
             # lam * y_h + (1 - lam) * y (Eq. 1) in one kernel
             scores = torch.lerp(scores, src_scores, lam)
         if self.use_history:
-            self._keep_history(inputs, scores)
+            # the sum of a batch is finite exactly when its pixels are (barring an overflow of
+            # finite values, rejected too): one reduction. The scores were checked on the host.
+            self.last_finite = torch.isfinite(inputs.detach().sum())
+            self._pending = (inputs.detach(), scores.detach(), self.last_finite)
         self.last_box = (x1, y1, x2, y2)
         self.last_lam = lam
         return inputs, scores

@@ -257,7 +257,7 @@ class RMClassifier(ImageClassifier):
             self._hist_logits = self._hist_ok = None  # RM switched off: no history to keep
             return
         logits = logits.detach()
-        ok = torch.isfinite(logits).all()
+        ok = torch.isfinite(logits.sum())  # one reduction: finite exactly when every logit is
         if rm_mix.finite is not None:
             ok = ok & rm_mix.finite
         prev = self._hist_logits

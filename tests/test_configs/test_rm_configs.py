@@ -132,7 +132,8 @@ def data_roots(tmp_path_factory):
         'CIFAR10': write_cifar10(base / 'cifar10'),
         'CIFAR100': write_cifar100(base / 'cifar100'),
         'ImageNet': write_imagenet(base / 'imagenet', train_per_class=2),
-        'FashionMNIST': write_fashion_mnist(base / 'fashion_mnist'),
+        # 2 training images a class: the val carve (FashionMNISTSplit) keeps one of each
+        'FashionMNISTSplit': write_fashion_mnist(base / 'fashion_mnist', n_train=20),
     }
 
 
@@ -443,7 +444,8 @@ def branch_plan(cfg):
 def _smoke_input(cfg):
     """(side, channels) of the smoke run's training batches."""
     dataset = cfg.train_dataloader.dataset.type
-    side = {'CIFAR10': 32, 'CIFAR100': 32, 'FashionMNIST': 28}.get(dataset, smoke_size(cfg))
+    side = {'CIFAR10': 32, 'CIFAR100': 32, 'FashionMNISTSplit': 28}.get(dataset,
+                                                                        smoke_size(cfg))
     return side, int((cfg.model.get('backbone') or {}).get('in_channels', 3))
 
 

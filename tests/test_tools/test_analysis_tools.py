@@ -335,7 +335,8 @@ def test_train_steps_check_counts_failing_steps(tmp_path, capsys):
     reported); with a block count that does not divide 28 px every step fails, is counted with
     its message, and the exit status is 1."""
     tool = load_tool('tools/analysis_tools/train_steps_check.py')
-    root = write_fashion_mnist(tmp_path / 'fm', n_train=16)
+    # 3 images a class: one is carved for validation (FashionMNISTSplit), 20 train
+    root = write_fashion_mnist(tmp_path / 'fm', n_train=30)
     config = str(REPO_ROOT / 'configs/rm/resnet18-w16_1xb128_fashion-mnist_puzzlemix.py')
     base = [config, '--steps', '4', '--batch-size', '4', '--threads', '1', '--cfg-options',
             f'train_dataloader.dataset.data_root={root}']

@@ -27,10 +27,6 @@ class RMMix:
         active: False when a recipe switch has turned RecursiveMix off
             (``batch_augments=None``): the scores are the plain targets, nothing was pasted,
             and the classifier drops its history and trains plainly.
-        finite: a 0-d bool tensor on the batch's device, True when the mixed inputs and
-            scores are finite (None when RM is off). Decided on the device without a host
-            sync; the classifier ands it with its logits' finiteness to decide whether the
-            batch may become the history.
         lam_tensor: ``lam`` as a 0-d float64 host tensor. Under ``torch.compile`` the box and
             lam reach compiled code only as ``roi`` and ``lam_tensor``: the Python numbers
             would be constants dynamo specialises on, one graph per box.
@@ -41,7 +37,6 @@ class RMMix:
     input_hw: Tuple[int, int]
     roi: Optional[torch.Tensor] = None
     active: bool = True
-    finite: Optional[torch.Tensor] = None
     lam_tensor: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self):

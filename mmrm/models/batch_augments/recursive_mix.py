@@ -41,7 +41,8 @@ class RecursiveMixBatchAugment:
     history has another channel count or spatial size (a resolution change), or when the
     sampled box is empty. The history is replaced by the new output in every case but one: an
     output that is not finite (a corrupt image, an overflow) never becomes the history, which
-    then stays the last finite batch (:meth:`_commit`, decided on the device).
+    then stays the last finite batch (:meth:`_commit`, decided on the device at the next call;
+    in :class:`RMClassifier` the verdict is the step's loss, :meth:`keep_history_if`).
 
     After each call, :attr:`last_box` holds the box as ``(x1, y1, x2, y2)`` input-pixel ints
     (x along the width, y along the height; half-open) and :attr:`last_lam` the historical share.
@@ -90,6 +91,10 @@ class RecursiveMixBatchAugment:
         self.resize = resize
         self.use_history = use_history
         self.reset_history = reset_history
+        #: whether a call judges its own output's finiteness (one reduction of the batch).
+        #: ``RMDataPreprocessor`` turns it off: its classifier judges the step's loss instead,
+        #: which is not finite whenever the mixed batch or the logits are not.
+        self.check_finite = True
         self.reset()
 
     def reset(self) -> None:
@@ -137,6 +142,9 @@ class RecursiveMixBatchAugment:
             return
         x, y, ok = self._pending
         self._pending = None
+        if ok is None:  # nobody judged it (a bare call without the owner's verdict)
+            self._hist_x, self._hist_y = x, y
+            return
         prev_x, prev_y = self._hist_x, self._hist_y
         if prev_x is None or prev_x.shape != x.shape or prev_y.shape != y.shape:
             prev_x, prev_y = x.new_zeros(()), y.new_full((), 1. / y.size(1))
@@ -148,7 +156,7 @@ class RecursiveMixBatchAugment:
         whether the classifier's logits on it were finite). No host sync."""
         if ok is not None and self._pending is not None:
             x, y, finite = self._pending
-            self._pending = (x, y, finite & ok)
+            self._pending = (x, y, ok if finite is None else finite & ok)
 
     def sample_box(self, height: int, width: int) -> Tuple[int, int, int, int]:
         """Sample the box of Eq. (2) with clipping, as ``(x1, y1, x2, y2)`` ints."""
@@ -217,7 +225,8 @@ class RecursiveMixBatchAugment:
         if self.use_history:
             # the sum of a batch is finite exactly when its pixels are (barring an overflow of
             # finite values, rejected too): one reduction. The scores were checked on the host.
-            self.last_finite = torch.isfinite(inputs.detach().sum())
+            self.last_finite = torch.isfinite(inputs.detach().sum()) \
+                if self.check_finite else None
             self._pending = (inputs.detach(), scores.detach(), self.last_finite)
         self.last_box = (x1, y1, x2, y2)
         self.last_lam = lam

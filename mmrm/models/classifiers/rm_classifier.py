@@ -107,7 +107,7 @@ class RMClassifier(ImageClassifier):
         self.roi_head: RoIConsistencyHead = MODELS.build(roi_head)
         self._check_roi_head(num_classes, width, final_linear)
         # Main logits of the last training step (p^h of Eq. 3), detached, and whether that
-        # step's batch and logits were finite (a 0-d device bool, until the next mix reads it).
+        # step's loss was finite (a 0-d device bool, until the next mix reads it).
         self._hist_logits: Optional[torch.Tensor] = None
         self._hist_ok: Optional[torch.Tensor] = None
         # (h, w) of the RoI map per input (H, W), seen in training: with it the preprocessor
@@ -244,22 +244,22 @@ class RMClassifier(ImageClassifier):
         self._hist_ok = None
 
     def _take_outputs_ok(self) -> Optional[torch.Tensor]:
-        """Whether the last step's batch and logits were finite (a 0-d device bool), once:
-        the preprocessor asks before the next mix, so that a rejected batch is not pasted."""
+        """Whether the last step's loss was finite (a 0-d device bool), once: the preprocessor
+        asks before the next mix, so that a rejected batch is not pasted."""
         ok, self._hist_ok = self._hist_ok, None
         return ok
 
-    def _keep_logits(self, logits: torch.Tensor, rm_mix: RMMix) -> None:
-        """``p^h <- logits`` (detached), unless the batch or its logits are not finite: then
-        p^h stays the last finite one (zeros, a uniform prediction, where none of this shape
-        exists), as the augment keeps its image history. No host sync."""
+    def _keep_logits(self, logits: torch.Tensor, loss: torch.Tensor, rm_mix: RMMix) -> None:
+        """``p^h <- logits`` (detached), unless the step's main ``loss`` is not finite, which it
+        is whenever the mixed batch or a logit is not (the targets are checked on the host):
+        then p^h stays the last finite one (zeros, a uniform prediction, where none of this
+        shape exists), and the preprocessor keeps the augment's image history likewise
+        (:meth:`_take_outputs_ok`). Decided on the device, no host sync."""
         if not rm_mix.active:
             self._hist_logits = self._hist_ok = None  # RM switched off: no history to keep
             return
         logits = logits.detach()
-        ok = torch.isfinite(logits.sum())  # one reduction: finite exactly when every logit is
-        if rm_mix.finite is not None:
-            ok = ok & rm_mix.finite
+        ok = torch.isfinite(loss.detach())
         prev = self._hist_logits
         if prev is None or prev.shape != logits.shape:
             prev = logits.new_zeros(())
@@ -295,5 +295,5 @@ class RMClassifier(ImageClassifier):
                                    roi=rm_mix.roi)
         lam = rm_mix.lam_tensor if torch.compiler.is_compiling() else rm_mix.lam
         losses['loss_rm'] = self.roi_head.loss(roi_logits, self._history_target(logits), lam)
-        self._keep_logits(logits, rm_mix)
+        self._keep_logits(logits, losses['loss'], rm_mix)
         return losses

@@ -82,8 +82,8 @@ class RMDataPreprocessor(ClsDataPreprocessor):
         self._model_num_classes: Optional[int] = None
         # Set by RMClassifier: RMMix -> RMMix.roi (or None while the map size is unknown).
         self._prepare_roi: Optional[Callable[[RMMix], Optional[torch.Tensor]]] = None
-        # Set by RMClassifier: whether its last step's outputs were finite (a 0-d device bool,
-        # or None), so that a batch with non-finite logits does not stay RM's history.
+        # Set by RMClassifier: whether its last step's loss was finite (a 0-d device bool, or
+        # None), so that a batch with a non-finite loss does not become RM's history.
         self._outputs_ok: Optional[Callable[[], Optional[torch.Tensor]]] = None
 
     @property
@@ -108,6 +108,7 @@ class RMDataPreprocessor(ClsDataPreprocessor):
             self._on_switch(aug)  # the classifier checks the augment, drops its p^h
         if aug is not None:
             aug.reset()  # a fresh history for a recipe switched in, even a reused instance
+            aug.check_finite = False  # the classifier judges the step's loss instead
         self.__dict__['_rm_batch_augments'] = value
 
     @property
@@ -177,11 +178,12 @@ class RMDataPreprocessor(ClsDataPreprocessor):
                         active=False)
         else:
             if self._outputs_ok is not None:
-                # the last step's logits were not finite: its batch must not be pasted now
+                # the classifier's verdict on the last step: a batch whose loss was not finite
+                # (a corrupt image, non-finite logits) is not pasted now
                 aug.keep_history_if(self._outputs_ok())
             inputs, scores = aug(inputs, scores)
             mix = RMMix(scores=scores, box=tuple(aug.last_box), lam=float(aug.last_lam),
-                        input_hw=tuple(inputs.shape[-2:]), finite=aug.last_finite)
+                        input_hw=tuple(inputs.shape[-2:]))
         if self._prepare_roi is not None:
             mix.roi = self._prepare_roi(mix)
         return dict(inputs=inputs, data_samples=samples, rm_mix=mix)

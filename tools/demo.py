@@ -8,7 +8,6 @@ training samples, and prints the top-1 accuracy and where everything went.
 """
 import argparse
 import importlib.util
-import os
 import os.path as osp
 import sys
 import time
@@ -19,7 +18,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmrm  # noqa: E402,F401
-from mmrm.utils import cpu_model  # noqa: E402
+from mmrm.utils import cores_available, cpu_model, fit_loaders_to_cores  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs/rm/resnet18-w16_1xb128_fashion-mnist_rm.py')
@@ -49,8 +48,10 @@ def parse_args():
 def main():
     args = parse_args()
     start = time.time()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    cores = cores_available()
+    torch.set_num_threads(cores)
     cfg = Config.fromfile(args.config)
+    fit_loaders_to_cores(cfg, cores)  # on 2 cores: no loader workers (they slow the demo)
     cfg.work_dir = args.work_dir
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[split].dataset.data_root = args.data_root

@@ -10,7 +10,6 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmpretrain.models.utils import RandomBatchAugment
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import mmrm  # noqa: F401
 from mmrm.engine import CPUAmpOptimWrapper

@@ -177,7 +177,8 @@ STUBS = dict(
                   f'while not os.path.exists({folder!r} + "/{n}_submitted.pkl"): time.sleep(.05)\\n'
                   f'code = subprocess.call(["bash", {script!r}])\\n'
                   f'open({log!r} + ".state-{n}", "w").write("COMPLETED" if code == 0 else "FAILED")')
-        subprocess.Popen([sys.executable, '-c', runner], env=env, start_new_session=True)
+        subprocess.Popen([sys.executable, '-c', runner], env=env, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f'Submitted batch job {n}')
     ''',
     srun='''

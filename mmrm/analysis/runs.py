@@ -40,7 +40,7 @@ __all__ = [
     'REPO_ROOT', 'KEY_FIELDS', 'RunKey', 'Run', 'RunContext', 'Launcher', 'LAUNCHERS',
     'config_digest', 'file_sha256', 'files_digest', 'read_json', 'write_json_atomic',
     'library_versions', 'git_commit', 'tool_env', 'fmt_time', 'mean_std', 'add_launcher_args',
-    'launcher_from_args'
+    'slurm_parameters', 'launcher_from_args'
 ]
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -573,9 +573,10 @@ class _LogTail:
 def add_launcher_args(parser: argparse.ArgumentParser, jobs: int = 1) -> None:
     """The launcher options every experiment tool shares."""
     group = parser.add_argument_group('launcher')
-    group.add_argument('--launcher', choices=LAUNCHERS[:2], default='local',
+    group.add_argument('--launcher', choices=LAUNCHERS, default='local',
                        help='local: submitit.LocalExecutor on this machine; slurm: one sbatch '
-                       'job per run (submitit.SlurmExecutor)')
+                       'job per run (submitit.SlurmExecutor); inline: in this process, one '
+                       'run after the other (debugging)')
     group.add_argument('--jobs', type=int, default=jobs,
                        help=f'runs at once (default {jobs})')
     group.add_argument('--threads', type=int, default=None,
@@ -589,10 +590,9 @@ def add_launcher_args(parser: argparse.ArgumentParser, jobs: int = 1) -> None:
                        help='slurm: more sbatch options, e.g. qos=high account=lab')
 
 
-def launcher_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                       folder: str, log: Callable[[str], None] = print) -> Launcher:
-    """The :class:`Launcher` of :func:`add_launcher_args` options (``args.threads`` filled in
-    if it was left to its default)."""
+def slurm_parameters(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Dict:
+    """The sbatch parameters of :func:`add_launcher_args` options, after checking them
+    (``args.threads`` is filled in if it was left to its default)."""
     if args.jobs < 1:
         parser.error('--jobs must be >= 1')
     if args.threads is None:
@@ -611,4 +611,11 @@ def launcher_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace
         extra[k] = v
     if extra:
         slurm['additional_parameters'] = extra
+    return slurm
+
+
+def launcher_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                       folder: str, log: Callable[[str], None] = print) -> Launcher:
+    """The :class:`Launcher` of :func:`add_launcher_args` options."""
+    slurm = slurm_parameters(parser, args)
     return Launcher(args.launcher, folder=folder, jobs=args.jobs, slurm=slurm, log=log)

@@ -111,7 +111,8 @@ def main(argv=None):
             print(' '.join(cmd))
         return 0
     try:
-        launcher.run([run for _, run, _ in runs], describe=lambda r: f'best {args.metric} {r["result"]["best"]}')
+        launcher.run([run for _, run, _ in runs],
+                     describe=lambda r: f'best {args.metric} {r["result"]["best"]}')
     except RuntimeError as exc:
         print(f'[sweep] {exc}', file=sys.stderr)
         return 1

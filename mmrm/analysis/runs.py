@@ -73,9 +73,7 @@ def read_json(path: str) -> Optional[Any]:
     try:
         with open(path) as f:
             return json.load(f)
-    except FileNotFoundError:
-        return None
-    except ValueError:
+    except (FileNotFoundError, ValueError):
         return None
 
 

@@ -174,9 +174,11 @@ STUBS = dict(
                    SLURM_JOB_NODELIST='node1')
         # the job starts once submitit moved its pickle to the job id, as on a cluster
         runner = (f'import os, subprocess, time\\n'
-                  f'while not os.path.exists({folder!r} + "/{n}_submitted.pkl"): time.sleep(.05)\\n'
+                  f'while not os.path.exists({folder!r} + "/{n}_submitted.pkl"):\\n'
+                  f'    time.sleep(.05)\\n'
                   f'code = subprocess.call(["bash", {script!r}])\\n'
-                  f'open({log!r} + ".state-{n}", "w").write("COMPLETED" if code == 0 else "FAILED")')
+                  f'state = "COMPLETED" if code == 0 else "FAILED"\\n'
+                  f'open({log!r} + ".state-{n}", "w").write(state)')
         subprocess.Popen([sys.executable, '-c', runner], env=env, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f'Submitted batch job {n}')
@@ -257,7 +259,7 @@ def test_the_slurm_launcher_submits_sbatch_jobs_and_collects_their_results(tmp_p
                      '#SBATCH --gpus-per-node=1', '#SBATCH --nodes=1', '#SBATCH --qos=high',
                      f'#SBATCH --job-name=fake_seed{s}'):
             assert line in script, (line, script)
-        assert '-m submitit.core._submit' in script and f'srun --unbuffered' in script
+        assert '-m submitit.core._submit' in script and 'srun --unbuffered' in script
     assert sum(c.startswith('srun ') for c in calls_made) == 2
     assert any(x.startswith('[2/2] fake seed') for x in lines)
     # the records are where the cache finds them: nothing is submitted again

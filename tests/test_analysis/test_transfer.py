@@ -24,6 +24,7 @@ from mmrm.analysis.runs import Run, RunContext  # noqa: E402
 from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, TransferChain,  # noqa: E402
                                     markdown_table, pretrain_configs, summarize)
 from mmrm.datasets import CanvasOptions, FashionMNISTMissing, write_canvas_dataset  # noqa: E402
+from mmrm.utils.stack import StackMissing  # noqa: E402
 
 TOOL = str(REPO_ROOT / 'tools/downstream.py')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -168,7 +169,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_with_the_key_report(toy, tmp_
     assert "shape mismatch 95 [('layer1.0.conv1.weight', (8, 16, 3, 3), (16, 16, 3, 3))" in str(err.value)
 
 
-def test_bad_input_gets_clear_messages(toy, tmp_path):
+def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"unknown pretraining method 'rn'; allowed: "
                                          r'scratch, baseline, .*rm'):
         chain(toy, methods=['rn'])
@@ -176,6 +177,14 @@ def test_bad_input_gets_clear_messages(toy, tmp_path):
         chain(toy, models=['yolo'])
     with pytest.raises(ValueError, match='finetune_options: unknown task'):
         chain(toy, finetune_options=dict(cls=[]))
+    # detection / segmentation missing: said before any pretraining starts
+    c, _ = chain(toy, methods=['rm'])
+    c.work_dir = str(tmp_path / 'work')
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, 'mmseg', None)
+        with pytest.raises(StackMissing, match=r'MMSegmentation \(mmseg\)'):
+            c.run()
+    assert not (tmp_path / 'work').exists()
     c, _ = chain(toy, data_root=str(tmp_path / 'none'))
     with pytest.raises(FileNotFoundError, match='make canvases'):
         c.run()

@@ -7,19 +7,24 @@ the transfer table (paper Tables 7-9, offline) and write every metric to JSON.
     python tools/downstream.py --methods baseline rm --models atss pspnet --seeds 0 1
     python tools/downstream.py --pretrained rm=work_dirs/demo/epoch_4.pth
 
-Finished pretrainings and fine-tunings are found in --work-dir and skipped, so an interrupted
-chain resumes where it stopped (a fine-tuning from its last checkpoint). See
-mmrm/analysis/transfer.py.
+Each pretraining and fine-tuning is a run keyed by its resolved config, options, data, seed and
+the sha256 of the checkpoints it loads (mmrm/analysis/runs.py): a finished run of the same key
+is found in --work-dir and skipped, one of another key never reused, so an interrupted chain
+resumes where it stopped (a fine-tuning from its last checkpoint). Runs go to local processes
+(default) or, with --launcher slurm, to sbatch jobs (submitit). See mmrm/analysis/transfer.py.
+
+    python tools/downstream.py --launcher slurm --partition gpu --jobs 12 --threads 4
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmrm.analysis.transfer import DOWNSTREAM_MODELS, TransferChain, pretrain_configs  # noqa
+from mmrm.analysis.runs import add_launcher_args, slurm_parameters  # noqa: E402
+from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, TransferChain, check_choices,  # noqa
+                                    pretrain_configs)
 from mmrm.datasets import (CanvasOptions, FashionMNISTMissing, canvas_dataset_ready,  # noqa
                            write_canvas_dataset)
 
@@ -47,11 +52,6 @@ def parse_args(argv=None):
                         help='Fashion-MNIST IDX files (`make data`)')
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data/fashion_mnist_canvas'),
                         help='canvas dataset; composed with the default options if missing')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch threads per run (default: cores / jobs)')
-    parser.add_argument('--jobs', type=int, default=2,
-                        help='fine-tunings at once (default 2; a pretraining runs alone with '
-                        'jobs x threads threads)')
     parser.add_argument('--pretrain-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='--cfg-options for the pretraining runs')
     parser.add_argument('--finetune-options', nargs='+', default=[], metavar='KEY=VALUE',
@@ -63,30 +63,25 @@ def parse_args(argv=None):
                         'train_cfg.max_iters=500)')
     parser.add_argument('--report', action='store_true',
                         help='run nothing: tabulate the finished runs found in --work-dir')
+    add_launcher_args(parser, jobs=2)
     args = parser.parse_args(argv)
-    for name, given, allowed in (('--methods', args.methods, methods),
-                                 ('--models', args.models, list(DOWNSTREAM_MODELS))):
-        bad = [x for x in given if x not in allowed]
-        if bad:
-            parser.error(f'{name}: unknown {", ".join(bad)}; allowed: {", ".join(allowed)}')
     pretrained = {}
     for item in args.pretrained:
         method, sep, path = item.partition('=')
-        if not sep or method not in methods or method == 'scratch':
-            parser.error(f'--pretrained {item!r}: expected METHOD=CHECKPOINT with METHOD one of '
-                         f'{", ".join(m for m in methods if m != "scratch")}')
-        if not osp.isfile(path):
-            parser.error(f'--pretrained {item!r}: no such checkpoint {path}')
+        if not sep:
+            parser.error(f'--pretrained {item!r}: expected METHOD=CHECKPOINT')
         pretrained[method] = path
     args.pretrained = pretrained
-    if args.jobs < 1:
-        parser.error('--jobs must be >= 1')
-    if args.threads is None:
-        args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    try:
+        check_choices(args.methods, args.models, pretrained)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    args.slurm = slurm_parameters(parser, args)
     return args
 
 
 def main(argv=None):
+    from mmrm.utils.stack import StackMissing
     args = parse_args(argv)
     try:  # a dataset already there (made with any options) is used as it is
         if not args.report and not canvas_dataset_ready(args.data_root):
@@ -99,10 +94,11 @@ def main(argv=None):
                           threads=args.threads, jobs=args.jobs,
                           pretrain_options=args.pretrain_options,
                           finetune_options=dict(det=args.finetune_options + args.det_options,
-                                                seg=args.finetune_options + args.seg_options))
+                                                seg=args.finetune_options + args.seg_options),
+                          launcher=args.launcher, slurm=args.slurm)
     try:
         chain.report() if args.report else chain.run()
-    except (RuntimeError, FileNotFoundError) as exc:  # FashionMNISTMissing included
+    except (RuntimeError, FileNotFoundError, StackMissing) as exc:  # FashionMNISTMissing too
         sys.exit(f'downstream: {exc}')
 
 

@@ -1,10 +1,13 @@
 """Run one config over a list of values of one ``--cfg-options`` key and a list of seeds.
 
-Each (value, seed) trains into its own work dir,
-``work_dirs/<config name>/<key leaf>-<value>_seed-<seed>``, through ``tools/dist_train.sh``
-(``--gpus`` > 1) or ``tools/train.py`` (``--gpus 1``), one run after the other. A run that
-finished (``.sweep-done`` in its work dir) is skipped, so an interrupted sweep restarts where it
-stopped. ``--summary`` reads the logged validation accuracies and prints, per value, the mean
+Each (value, seed) is a run of the run cache (``mmrm/analysis/runs.py``) keyed by the resolved
+config, the key's value and the other arguments, the checkpoint it loads (``load_from``) and the
+seed; it trains into its own work dir, ``work_dirs/<config name>/<key leaf>-<value>_seed-<seed>-
+<8 hex digits of the key>``, through ``tools/dist_train.sh`` (``--gpus`` > 1) or
+``tools/train.py`` (``--gpus 1``). A finished run of the same key is skipped, so an interrupted
+sweep restarts where it stopped, while a changed config or option runs again into new folders.
+Runs go to local processes (``--jobs`` at a time) or, with ``--launcher slurm``, to sbatch jobs
+(submitit). ``--summary`` reads the logged validation accuracies and prints, per value, the mean
 and standard deviation over seeds of the best-epoch top-1 error (the paper's Fig. 4 / 5 metric).
 
 Examples (the paper's Fig. 4 alpha curve on CIFAR-100 ResNet-18, 3 seeds)::
@@ -12,23 +15,24 @@ Examples (the paper's Fig. 4 alpha curve on CIFAR-100 ResNet-18, 3 seeds)::
     python tools/sweep.py configs/rm/resnet18_2xb64_cifar100_rm.py --gpus 2 \\
         --key model.train_cfg.augments.alpha --values 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 \\
         --seeds 0 1 2
+    python tools/sweep.py configs/rm/resnet18_2xb64_cifar100_rm.py --gpus 2 \\
+        --key model.train_cfg.augments.alpha --values 0.1 0.5 0.9 --seeds 0 1 2 \\
+        --launcher slurm --partition gpu --gpus-per-run 2 --jobs 9
     python tools/sweep.py configs/rm/resnet18_2xb64_cifar100_rm.py \\
         --key model.train_cfg.augments.alpha --values 0.1 0.2 0.3 --seeds 0 1 2 --summary
 
 Any argument this script does not know is passed on to ``tools/train.py`` (e.g. ``--amp``).
 """
 import argparse
-import os
+import functools
 import os.path as osp
-import statistics
-import subprocess
 import sys
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
+from mmrm.analysis.runs import (Run, RunKey, add_launcher_args, config_digest,  # noqa: E402
+                                file_sha256, launcher_from_args, mean_std)
 from mmrm.analysis.work_dirs import best_metric  # noqa: E402
-
-DONE = '.sweep-done'
 
 
 def parse_args(argv=None):
@@ -45,63 +49,74 @@ def parse_args(argv=None):
     parser.add_argument('--dry-run', action='store_true', help='print the commands only')
     parser.add_argument('--summary', action='store_true',
                         help='print best-epoch error per value instead of training')
-    return parser.parse_known_args(argv)
+    add_launcher_args(parser)
+    args, extra = parser.parse_known_args(argv)
+    return parser, args, extra
 
 
-def work_dir(args, value, seed):
-    name = osp.splitext(osp.basename(args.config))[0]
+def _train_body(ctx, cmd, metric):
+    """One sweep run: train into the run's folder; its best logged ``metric``."""
+    ctx.call(cmd)
+    return dict(best=best_metric(ctx.folder, metric))
+
+
+def sweep_runs(args, extra):
+    """``[(value, run, command)]``: the keyed run of every (value, seed), values first."""
+    from mmengine.config import Config
+    digest = config_digest(args.config)
+    load_from = Config.fromfile(args.config).get('load_from')
+    checkpoints = dict(load_from=file_sha256(load_from)) if load_from and osp.isfile(
+        load_from) else {}
+    root = osp.join(args.work_root, osp.splitext(osp.basename(args.config))[0])
     leaf = args.key.split('.')[-1]
-    return osp.join(args.work_root, name, f'{leaf}-{value}_seed-{seed}')
-
-
-def command(args, value, seed, extra):
-    wd = work_dir(args, value, seed)
     if args.gpus > 1:
-        cmd = ['bash', osp.join(TOOLS, 'dist_train.sh'), args.config, str(args.gpus)]
+        train = ['bash', osp.join(TOOLS, 'dist_train.sh'), args.config, str(args.gpus)]
     else:
-        cmd = [sys.executable, osp.join(TOOLS, 'train.py'), args.config]
-    return cmd + ['--work-dir', wd, *extra, '--cfg-options', f'{args.key}={value}',
-                  f'randomness.seed={seed}']
+        train = [sys.executable, osp.join(TOOLS, 'train.py'), args.config]
+    out = []
+    for value in args.values:
+        for seed in args.seeds:
+            # processes per run change the total batch: part of the key, as train.py's args
+            key = RunKey(digest, [f'--gpus={args.gpus}', *extra, f'{args.key}={value}'],
+                         checkpoints=checkpoints, seed=seed)
+            stem = f'{leaf}-{value}_seed-{seed}'
+            cmd = train + ['--work-dir', osp.join(root, f'{stem}-{key.short}'), *extra,
+                           '--cfg-options', f'{args.key}={value}', f'randomness.seed={seed}']
+            run = Run(f'{leaf} {value} seed {seed}', root, stem, key,
+                      functools.partial(_train_body, cmd=cmd, metric=args.metric),
+                      threads=args.threads, group=str(value))
+            out.append((value, run, cmd))
+    return out
 
 
-def summary(args):
+def summary(args, runs):
     print(f'{args.key:>40} | runs | best top-1 err mean | std')
     for value in args.values:
-        errs = []
-        for seed in args.seeds:
-            acc = best_metric(work_dir(args, value, seed), args.metric)
-            if acc is not None:
-                errs.append(100.0 - acc)
-        mean = f'{statistics.mean(errs):.2f}' if errs else '-'
-        std = f'{statistics.stdev(errs):.2f}' if len(errs) > 1 else '-'
-        print(f'{value:>40} | {len(errs):>4} | {mean:>18} | {std}')
+        accs = [best_metric(run.folder, args.metric) for v, run, _ in runs if v == value]
+        errs = [100.0 - acc for acc in accs if acc is not None]
+        mean, std = mean_std(errs) if errs else (0., 0.)
+        print(f'{value:>40} | {len(errs):>4} | {f"{mean:.2f}" if errs else "-":>18} | '
+              f'{f"{std:.2f}" if len(errs) > 1 else "-"}')
 
 
 def main(argv=None):
-    args, extra = parse_args(argv)
+    parser, args, extra = parse_args(argv)
+    launcher = launcher_from_args(parser, args, osp.join(args.work_root, '.submitit'))
+    runs = sweep_runs(args, extra)
     if args.summary:
-        summary(args)
+        summary(args, runs)
         return 0
-    failed = []
-    for value in args.values:
-        for seed in args.seeds:
-            wd = work_dir(args, value, seed)
-            cmd = command(args, value, seed, extra)
-            if args.dry_run:
-                print(' '.join(cmd))
-                continue
-            if osp.isfile(osp.join(wd, DONE)):
-                print(f'[sweep] {wd}: done, skipped', flush=True)
-                continue
-            print(f'[sweep] {" ".join(cmd)}', flush=True)
-            if subprocess.call(cmd) == 0:
-                os.makedirs(wd, exist_ok=True)
-                open(osp.join(wd, DONE), 'w').close()
-            else:
-                failed.append(wd)
-    if failed:
-        print('[sweep] failed: ' + ', '.join(failed), file=sys.stderr)
-    return 1 if failed else 0
+    if args.dry_run:
+        for _, _, cmd in runs:
+            print(' '.join(cmd))
+        return 0
+    try:
+        launcher.run([run for _, run, _ in runs],
+                     describe=lambda r: f'best {args.metric} {r["result"]["best"]}')
+    except RuntimeError as exc:
+        print(f'[sweep] {exc}', file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':

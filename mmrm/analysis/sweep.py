@@ -1,10 +1,10 @@
 """Sweeps over RM's alpha / omega (paper Figs. 4-5): one record per work dir, mean and std per
 value. ``tools/sweep.py`` launches the runs, ``tools/analysis_tools/plot_sweep.py`` draws them
 (:func:`mmrm.visualization.plot_sweep`)."""
-import statistics
 from collections import OrderedDict
 from typing import Callable, List, Optional, Sequence
 
+from .runs import mean_std
 from .variants import augments_of, is_rm_augment
 from .work_dirs import best_metric, work_dir_config
 
@@ -67,8 +67,7 @@ def summarise_sweep(records: Sequence[dict]) -> List[dict]:
     groups = OrderedDict()
     for r in sorted(records, key=lambda r: r['value']):
         groups.setdefault(r['value'], []).append(r['error'])
-    return [dict(value=v, n=len(e), mean=statistics.mean(e),
-                 std=statistics.stdev(e) if len(e) > 1 else 0.)
+    return [dict(value=v, n=len(e), mean=mean_std(e)[0], std=mean_std(e)[1])
             for v, e in groups.items()]
 
 

@@ -4,7 +4,7 @@ import json
 import os.path as osp
 from typing import Optional
 
-__all__ = ['work_dir_config', 'best_metric']
+__all__ = ['work_dir_config', 'best_metric', 'best_checkpoint']
 
 
 def work_dir_config(work_dir: str) -> str:
@@ -36,3 +36,16 @@ def best_metric(work_dir: str, metric: str = 'accuracy/top1') -> Optional[float]
                     v = float(record[metric])
                     best = v if best is None else max(best, v)
     return best
+
+
+def best_checkpoint(work_dir: str) -> str:
+    """The one ``best_*.pth`` of a work dir: what MMEngine's CheckpointHook with ``save_best``
+    keeps (the checkpoint of the highest validation metric)."""
+    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))
+    if len(best) != 1:
+        found = ', '.join(osp.basename(p) for p in sorted(glob.glob(osp.join(work_dir, '*.pth'))))
+        raise FileNotFoundError(
+            f'{work_dir} holds {len(best)} best_*.pth checkpoints (found: '
+            f'{found or "no checkpoint"}); train with default_hooks.checkpoint.save_best '
+            '(the configs/rm recipes set save_best="auto") or pass the checkpoint file')
+    return best[0]

@@ -20,9 +20,11 @@ pytest.importorskip('mmseg')
 from mmengine.config import Config  # noqa: E402
 
 from mmrm.analysis.downstream import check_backbone_init  # noqa: E402
+from mmrm.analysis.runs import Run, RunContext  # noqa: E402
 from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, TransferChain,  # noqa: E402
                                     markdown_table, pretrain_configs, summarize)
 from mmrm.datasets import CanvasOptions, FashionMNISTMissing, write_canvas_dataset  # noqa: E402
+from mmrm.utils.stack import StackMissing  # noqa: E402
 
 TOOL = str(REPO_ROOT / 'tools/downstream.py')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -67,7 +69,12 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     c, lines = chain(toy, methods=['rm'])
     out = c.run()
     work = toy['root'] / 'work'
-    rec = json.loads((work / 'pretrain' / 'rm_seed0' / 'pretrain.json').read_text())
+    rec = out['pretrain']['rm']
+    folder = Path(rec['backbone']).parent  # the run's own folder holds its own backbone
+    assert folder.parent == work / 'pretrain' and re.fullmatch(r'rm_seed0-[0-9a-f]{8}',
+                                                                folder.name)
+    assert json.loads((folder / 'result.json').read_text())['result'] == {
+        k: rec[k] for k in ('checkpoint', 'backbone', 'top1')}
     assert re.search(r'/best_accuracy_top1_epoch_[12]\.pth$', rec['checkpoint'])  # the best
     assert isinstance(rec['top1'], float) and 0 <= rec['top1'] <= 100
     bb = torch.load(rec['backbone'], map_location='cpu')['state_dict']
@@ -80,7 +87,7 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
         for value in r['scores'].values():  # a number, whatever an untrained model scores
             assert isinstance(value, float) and math.isfinite(value) and value >= 0
         assert spec.metrics[0][1] in r['metrics'] and r['backbone'] == rec['backbone']
-        assert r['train_s'] > 0 and r['test_s'] > 0
+        assert r['train_s'] > 0 and r['test_s'] > 0 and r['wall_s'] >= r['train_s']
     table = (work / 'results.md').read_text()
     assert '| rm |' in table and 'Mask R-CNN mask AP' in table and 'UperNet mIoU' in table
     assert set(json.loads((work / 'results.json').read_text())['summary']) == set(
@@ -93,14 +100,14 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     out = c.run()
     scratch = [r for r in out['runs'] if r['method'] == 'scratch'][0]
     assert scratch['backbone'] is None and math.isfinite(scratch['scores']['box AP'])
-    log = (work / 'atss' / 'scratch_seed0' / 'train.log').read_text()
+    log = next((work / 'atss').glob('scratch_seed0-*/attempt-1.log')).read_text()
     assert 'model.backbone.init_cfg=None' in log and 'model.backbone.frozen_stages=-1' in log
     assert any('done before' in x for x in lines)
 
     # everything finished is found on disk: a rerun starts no subprocess
     def no_subprocess(*a, **k):
         raise AssertionError('a finished step was run again')
-    monkeypatch.setattr(TransferChain, '_run', no_subprocess)
+    monkeypatch.setattr(Run, 'execute', no_subprocess)
     again, _ = chain(toy, methods=['scratch', 'rm'], models=['atss'])
     assert again.run()['summary'] == out['summary']
 
@@ -162,7 +169,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_with_the_key_report(toy, tmp_
     assert "shape mismatch 95 [('layer1.0.conv1.weight', (8, 16, 3, 3), (16, 16, 3, 3))" in str(err.value)
 
 
-def test_bad_input_gets_clear_messages(toy, tmp_path):
+def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"unknown pretraining method 'rn'; allowed: "
                                          r'scratch, baseline, .*rm'):
         chain(toy, methods=['rn'])
@@ -170,6 +177,14 @@ def test_bad_input_gets_clear_messages(toy, tmp_path):
         chain(toy, models=['yolo'])
     with pytest.raises(ValueError, match='finetune_options: unknown task'):
         chain(toy, finetune_options=dict(cls=[]))
+    # detection / segmentation missing: said before any pretraining starts
+    c, _ = chain(toy, methods=['rm'])
+    c.work_dir = str(tmp_path / 'work')
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, 'mmseg', None)
+        with pytest.raises(StackMissing, match=r'MMSegmentation \(mmseg\)'):
+            c.run()
+    assert not (tmp_path / 'work').exists()
     c, _ = chain(toy, data_root=str(tmp_path / 'none'))
     with pytest.raises(FileNotFoundError, match='make canvases'):
         c.run()
@@ -184,8 +199,8 @@ def test_bad_input_gets_clear_messages(toy, tmp_path):
     assert proc.returncode != 0 and 'run `make data`' in proc.stderr
     proc = subprocess.run([sys.executable, TOOL, '--methods', 'rn', 'rm'], capture_output=True,
                           text=True, env=env)
-    assert proc.returncode == 2 and '--methods: unknown rn; allowed: scratch, baseline' in \
-        proc.stderr
+    assert proc.returncode == 2 and "unknown pretraining method 'rn'; allowed: scratch, " \
+        'baseline' in proc.stderr
     proc = subprocess.run([sys.executable, TOOL, '--models', 'yolo'], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 2 and 'allowed: atss, gfl, mask-rcnn, htc, pspnet, upernet' in \
@@ -213,19 +228,19 @@ def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, m
                                                                       empty_logged):
     """CocoMetric returns no metric when nothing passes test_cfg's score threshold: AP 0 then,
     but a missing metric without that log line is a broken run."""
-    def fake_run(self, tag, cmd, logfile, threads=None):
-        wd = osp.dirname(logfile)
-        if '(test)' not in tag:
+    def fake_call(self, cmd, cwd=None):
+        wd = self.folder
+        if not cmd[1].endswith('test.py'):
             (Path(wd) / 'last_checkpoint').write_text(osp.join(wd, 'epoch_1.pth'))
             return
         Path(cmd[cmd.index('--out') + 1]).write_text('{}')
-        Path(logfile).write_text('mmengine - ERROR - coco_metric.py - compute_metrics - 465 - '
-                                 'The testing results of the whole dataset is empty.\n'
-                                 if empty_logged else 'mmengine - INFO - done\n')
-    monkeypatch.setattr(TransferChain, '_run', fake_run)
+        Path(self.log).write_text('mmengine - ERROR - coco_metric.py - compute_metrics - 465 - '
+                                  'The testing results of the whole dataset is empty.\n'
+                                  if empty_logged else 'mmengine - INFO - done\n')
+    monkeypatch.setattr(RunContext, 'call', fake_call)
     lines = []
     c = TransferChain(str(tmp_path), methods=['scratch'], models=['mask-rcnn'], seeds=[0],
-                      log=lines.append)
+                      launcher='inline', log=lines.append)
     if not empty_logged:
         with pytest.raises(RuntimeError, match="'coco/bbox_mAP' missing from the evaluator"):
             c.finetune('mask-rcnn', 'scratch', 0, None)

@@ -684,16 +684,19 @@ def test_sweep_tool_commands_and_summary(tmp_path):
     assert '--amp' in out[0]
     assert out[0].endswith('--cfg-options model.train_cfg.augments.alpha=0.3 randomness.seed=0')
     wd = tmp_path / 'resnet18_2xb64_cifar100_rm' / 'alpha-0.3_seed-0'
-    assert f'--work-dir {wd}' in out[0]
+    assert re.search(f'--work-dir {wd}-[0-9a-f]{{8}} ', out[0])  # the folder names its key
+    work_dirs = [line.split('--work-dir ')[1].split()[0] for line in out]
+    assert len(set(work_dirs)) == 4
     # the summary: best epoch of each seed, mean and std over seeds
     for seed, accs in ((0, [70.0, 80.0, 79.0]), (1, [82.0])):
-        vis = tmp_path / 'resnet18_2xb64_cifar100_rm' / f'alpha-0.3_seed-{seed}' / 'T' / 'vis_data'
+        vis = Path(work_dirs[seed]) / 'T' / 'vis_data'
         vis.mkdir(parents=True)
         lines = [json.dumps({'lr': 0.1, 'loss': 1.0, 'step': 1})]
         lines += [json.dumps({'accuracy/top1': a, 'step': i + 1}) for i, a in enumerate(accs)]
         (vis / 'scalars.json').write_text('\n'.join(lines) + '\n')
-    out = subprocess.run(base + ['--summary'], cwd=str(REPO_ROOT), capture_output=True,
-                         text=True, check=True).stdout
+    # the summary of the same runs (same key: same --gpus and train.py arguments)
+    out = subprocess.run(base + ['--gpus', '2', '--amp', '--summary'], cwd=str(REPO_ROOT),
+                         capture_output=True, text=True, check=True).stdout
     row = [line for line in out.splitlines() if line.strip().startswith('0.3')][0]
     assert '19.00' in row and '1.41' in row and '|    2 |' in row, out
     assert [line for line in out.splitlines() if line.strip().startswith('0.5')][0].count('-') >= 2

@@ -28,7 +28,6 @@ see :func:`mmrm.utils.add_swin_stage_norms`)::
         work_dirs/swin-tiny_16xb64_in1k_rm/backbone.pth --swin-stage-norms
 """
 import argparse
-import glob
 import os.path as osp
 import sys
 
@@ -36,20 +35,18 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
+from mmrm.analysis.work_dirs import best_checkpoint as find_best_checkpoint  # noqa: E402
 from mmrm.utils import add_swin_stage_norms, convert_rm_checkpoint  # noqa: E402
 from mmrm.utils.convert import WEIGHTS  # noqa: E402
 
 
 def best_checkpoint(work_dir: str) -> str:
-    """The one ``best_*.pth`` of a work dir (MMEngine's CheckpointHook with ``save_best``)."""
-    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))
-    if len(best) != 1:
-        found = ', '.join(osp.basename(p) for p in sorted(glob.glob(osp.join(work_dir, '*.pth'))))
-        raise SystemExit(
-            f'rm2backbone: {work_dir} holds {len(best)} best_*.pth checkpoints (found: '
-            f'{found or "no checkpoint"}); train with default_hooks.checkpoint.save_best '
-            '(the configs/rm recipes set save_best="auto") or pass the checkpoint file')
-    return best[0]
+    """The one ``best_*.pth`` of a work dir (:func:`mmrm.analysis.work_dirs.best_checkpoint`),
+    or exit with its message."""
+    try:
+        return find_best_checkpoint(work_dir)
+    except FileNotFoundError as exc:
+        raise SystemExit(f'rm2backbone: {exc}')
 
 
 def main(argv=None):

@@ -1,10 +1,12 @@
-"""Line plots of the analyses: effective classes (Fig. 8) and alpha / omega sweeps (Figs. 4-5)."""
+"""Plots of the analyses: effective classes (Fig. 8), alpha / omega sweeps (Figs. 4-5) and the
+offline Tables 1 / 6."""
+import os
+import os.path as osp
 from typing import Optional, Sequence
 
 from mmrm.analysis.variants import VARIANT_NAMES
 
-__all__ = ['pyplot', 'save_line_plot', 'plot_effective_classes', 'plot_sweep']
-
+__all__ = ['pyplot', 'save_line_plot', 'plot_effective_classes', 'plot_sweep', 'plot_comparison']
 
 
 def pyplot():
@@ -64,3 +66,48 @@ def plot_sweep(summary: Sequence[dict], param: str, path: str,
     save_line_plot(plt, fig, ax, path, title, dpi)
     return dict(x=[float(v) for v in line.get_xdata()], y=[float(v) for v in line.get_ydata()],
                 std=sd)
+
+
+def plot_comparison(rows: Sequence[dict], path: str, dpi: int = 90) -> dict:
+    """The offline Tables 1 / 6 as horizontal bars, one row per method: our test error after the
+    last epoch (mean with its 95 % Student-t interval, each seed a dot) beside the paper's
+    Table 1 (CIFAR-10, PyramidNet-200) and Table 6 (ImageNet, ResNet-50) errors.
+    ``rows`` are :func:`mmrm.analysis.compare.summarise` rows. Returns the plotted means and
+    interval half-widths."""
+    import math
+    import statistics
+
+    from scipy import stats
+    plt = pyplot()
+    names = [r['method'] for r in rows]
+    means = [r['test_last_mean'] for r in rows]
+    half = [stats.t.ppf(0.975, len(r['test_last']) - 1) * statistics.stdev(r['test_last']) /
+            math.sqrt(len(r['test_last'])) if len(r['test_last']) > 1 else 0. for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 0.28 * len(rows) + 1.2), sharey=True,
+                             gridspec_kw=dict(width_ratios=[2, 1, 1]))
+    y = list(range(len(rows)))
+    colors = ['C3' if n.startswith('rm') else 'C0' for n in names]
+    axes[0].barh(y, means, xerr=half, color=colors, alpha=0.75, capsize=3)
+    for i, r in enumerate(rows):
+        axes[0].scatter(r['test_last'], [i] * len(r['test_last']), color='black', s=6, zorder=3)
+    lo = min(min(r['test_last']) for r in rows)
+    hi = max(max(r['test_last']) for r in rows)
+    axes[0].set_xlim(max(0., lo - 0.3 * (hi - lo) - 0.2), hi + 0.1 * (hi - lo) + 0.2)
+    axes[0].set_xlabel('Fashion-MNIST test err. (%), 95 % CI')
+    for ax, table in zip(axes[1:], ('Table 1', 'Table 6')):
+        vals = [r['paper'].get(table) for r in rows]
+        shown = [(i, v) for i, v in enumerate(vals) if v is not None]
+        ax.barh([i for i, _ in shown], [v for _, v in shown],
+                color=[colors[i] for i, _ in shown], alpha=0.5)
+        if shown:
+            vs = [v for _, v in shown]
+            ax.set_xlim(min(vs) - 0.3 * (max(vs) - min(vs)) - 0.1, max(vs) + 0.1)
+        ax.set_xlabel(f'paper {table} err. (%)')
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels(names, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return dict(means=means, half=half)

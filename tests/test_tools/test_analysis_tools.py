@@ -10,7 +10,6 @@ run them (``main(argv)`` of the script, or a subprocess):
 * ``effective_classes.py``: the CLI's plot and CSV;
 * ``vis_cam_compare.py``: the PNG layout, and a checkpoint that does not fit is refused;
 * ``plot_sweep.py``: means / stds of fake work dirs with known accuracies;
-* ``compare_fashion_mnist.py``: the table from finished runs and the run matrix;
 * ``train_steps_check.py``: seeded PuzzleMix steps all pass, and failing steps are counted and
   turn the exit status to 1 (the check can fail).
 """
@@ -248,86 +247,6 @@ def test_plot_sweep(tmp_path):
     # omega missing from the configs: the RoIConsistencyHead default (0.1) is the value
     res = tool.main([*dirs, '--param', 'omega', '--out', str(tmp_path / 'omega.png')])
     assert [(s['value'], s['n']) for s in res['summary']] == [(0.1, 5)]
-
-
-def test_compare_fashion_mnist_summary(tmp_path):
-    """The offline comparison's table and plot from finished runs (fake accuracies)."""
-    tool = load_tool('tools/analysis_tools/compare_fashion_mnist.py')
-    accs = {'cutmix': [90.0, 91.0, 92.0], 'rm': [92.5, 92.5]}
-    for method, values in accs.items():
-        for seed, acc in enumerate(values):
-            wd = tmp_path / f'{method}_seed{seed}'
-            wd.mkdir()
-            (wd / tool.DONE).write_text(json.dumps(dict(method=method, seed=seed, top1=acc,
-                                                        wall_s=60.)))
-    out = tmp_path / 'cmp.png'
-    rows = tool.main(['--summary-only', '--work-root', str(tmp_path), '--out', str(out),
-                      '--seeds', '0', '1', '2'])
-    by = {r['method']: r for r in rows}
-    assert set(by) == {'cutmix', 'rm'}
-    assert by['cutmix']['mean'] == pytest.approx(9.0) and by['cutmix']['std'] == pytest.approx(1.0)
-    assert by['rm']['errors'] == [7.5, 7.5] and by['rm']['std'] == 0
-    table = (tmp_path / 'results.md').read_text()
-    assert '| cutmix | 9.00 ± 1.00 | 10.00, 9.00, 8.00 | 1.0 |' in table
-    assert Image.open(out).size == (450, 288)
-
-
-def test_compare_fashion_mnist_runs_every_method_and_seed(tmp_path, monkeypatch):
-    """The runner trains (method x seed) with tools/train.py, the RM-only options reach only
-    the RM runs, concurrent runs (--jobs) log to one file each, finished runs are skipped."""
-    tool = load_tool('tools/analysis_tools/compare_fashion_mnist.py')
-    calls = []
-
-    def fake_run(cmd, check, cwd, **kw):
-        calls.append((cmd, kw))
-        wd = cmd[cmd.index('--work-dir') + 1]
-        os.makedirs(wd, exist_ok=True)
-
-    accs = dict(baseline=90.0, mixup=89.0, cutmix=91.0, rm=92.0)
-    monkeypatch.setattr(tool.subprocess, 'run', fake_run)
-    monkeypatch.setattr(tool, 'best_metric',
-                        lambda wd: accs[os.path.basename(wd).split('_seed')[0]])
-    argv = ['--seeds', '0', '1', '--jobs', '3', '--work-root', str(tmp_path), '--out',
-            str(tmp_path / 'c.png'), '--cfg-options', 'train_cfg.max_epochs=2',
-            '--rm-cfg-options', 'model.roi_head.roi_backend=torchvision']
-    rows = tool.main(argv)
-    assert len(calls) == 8
-    runs = {(os.path.basename(c[c.index('--work-dir') + 1])) for c, _ in calls}
-    assert runs == {f'{m}_seed{s}' for m in accs for s in (0, 1)}
-    for cmd, kw in calls:
-        assert cmd[1].endswith('tools/train.py') and 'train_cfg.max_epochs=2' in cmd
-        is_rm = os.path.basename(cmd[2]) == 'resnet18-w16_1xb128_fashion-mnist_rm.py'
-        assert ('model.roi_head.roi_backend=torchvision' in cmd) == is_rm
-        seed = int(cmd[cmd.index('--work-dir') + 1][-1])
-        assert f'randomness.seed={seed}' in cmd
-        assert kw['stdout'].name.endswith(f'_seed{seed}.log')
-    assert {r['method']: r['mean'] for r in rows} == pytest.approx(
-        {m: 100 - a for m, a in accs.items()})
-    calls.clear()
-    tool.main(argv)  # everything finished: nothing is trained again
-    assert calls == []
-
-
-def test_compare_fashion_mnist_accepts_the_other_comparators(tmp_path):
-    """The issue-#12 methods are selectable, each with its own config; the default stays the
-    four-method table."""
-    tool = load_tool('tools/analysis_tools/compare_fashion_mnist.py')
-    extra = ['dropblock', 'manifold-mixup', 'feature-cutmix', 'moex', 'cutmix-moex', 'puzzlemix']
-    args = tool.parse_args(['--methods', *extra])
-    assert args.methods == extra
-    assert tool.parse_args([]).methods == ['baseline', 'mixup', 'cutmix', 'rm']
-    for method in extra:
-        assert (REPO_ROOT / tool.METHODS[method]).is_file(), method
-    with pytest.raises(SystemExit):
-        tool.parse_args(['--methods', 'stylecutmix'])
-    for seed, (method, acc) in enumerate([('puzzlemix', 90.5), ('moex', 91.0)]):
-        wd = tmp_path / f'{method}_seed0'
-        wd.mkdir()
-        (wd / tool.DONE).write_text(json.dumps(dict(method=method, seed=0, top1=acc,
-                                                    wall_s=30.)))
-    rows = tool.main(['--summary-only', '--work-root', str(tmp_path), '--out',
-                      str(tmp_path / 'cmp.png'), '--seeds', '0', '--methods', *extra])
-    assert [(r['method'], r['errors']) for r in rows] == [('moex', [9.0]), ('puzzlemix', [9.5])]
 
 
 def test_train_steps_check_counts_failing_steps(tmp_path, capsys):

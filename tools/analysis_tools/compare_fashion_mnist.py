@@ -7,8 +7,8 @@ Each (method, seed) is a keyed run of the run cache (``mmrm/analysis/runs.py``, 
 best-on-val checkpoint), then the last and best-on-val checkpoints scored on ``test``. A finished
 run of the same key is skipped, so a stopped comparison resumes; progress lines carry an ETA.
 
-    # the table: all methods x 3 seeds, two runs at a time on one thread each
-    python tools/analysis_tools/compare_fashion_mnist.py --seeds 0 1 2 --jobs 2 --threads 1 \\
+    # the table: all methods x 3 seeds, one single-threaded run per core
+    python tools/analysis_tools/compare_fashion_mnist.py --seeds 0 1 2 \\
         --export results/fashion_mnist
     # choosing the regime on val: baseline and CutMix in each candidate
     python tools/analysis_tools/compare_fashion_mnist.py --regime scarce-50 \\
@@ -30,6 +30,7 @@ from mmrm.analysis.compare import (DEFAULT_REGIME, METHOD_NAMES, REGIMES,  # noq
                                    comparison_runs, export_records, format_selection,
                                    format_table, load_records, summarise)
 from mmrm.analysis.runs import add_launcher_args, launcher_from_args  # noqa: E402
+from mmrm.utils.machine import cores_available  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -46,7 +47,9 @@ def parse_args(argv=None):
     parser.add_argument('--selection', metavar='DIR', help='no training: baseline and CutMix '
                         'on val in every regime with records in DIR/')
     parser.add_argument('--figure', default=osp.join(ROOT, 'docs/images/fashion_mnist_comparison.png'))
-    add_launcher_args(parser, jobs=2)
+    # one single-threaded run per core: on 2 cores two runs of one thread each train the table
+    # ~1.2x faster than one run of two threads (README); no loader workers (regime_options)
+    add_launcher_args(parser, jobs=cores_available())
     args = parser.parse_args(argv)
     if args.threads is None:
         args.threads = 1

@@ -40,7 +40,9 @@ DET = [
     r'model\.train_cfg\.rpn_proposal\.(nms_pre|max_per_img)',
     r'model\.train_cfg\.rcnn(\.\d+)?\.sampler\.num', r'model\.test_cfg\.rpn\.(nms_pre|max_per_img)',
 ]
-SEG = [r'model\.(decode_head|auxiliary_head)\.(in_channels(\.\d+)?|channels|num_classes)']
+SEG = [r'model\.(decode_head|auxiliary_head)\.(in_channels(\.\d+)?|channels|num_classes)',
+       # IoUMetric -> its subclass that also returns each class's IoU (asserted below)
+       r'(val|test)_evaluator\.type', r'custom_imports\.imports\.1']
 
 
 def flatten(value, prefix=''):
@@ -78,9 +80,12 @@ def test_only_what_the_data_forces_differs_from_the_real_config(path):
     assert not unexplained, unexplained
     # and those that must differ do: the pretrained network, the canvases, their classes
     assert offline.model.backbone.type == 'mmpretrain.ResNet_CIFAR'
+    # the default checkpoint is where a run by hand writes the RM pretraining's backbone:
+    # tools/train.py's default work dir of the RM config, then rm2backbone.py into it
+    rm_stem = Path(pretrain_configs()['rm']).stem
     assert offline.model.backbone.init_cfg == dict(
         type='Pretrained', prefix='backbone.',
-        checkpoint='work_dirs/downstream/pretrain/rm_seed0/backbone.pth')
+        checkpoint=f'work_dirs/{rm_stem}/backbone.pth')
     assert offline.model.data_preprocessor.mean == [72.94]  # the pretraining's statistics
     assert 'fashion_mnist_canvas' in offline.train_dataloader.dataset.data_root
     # the real config's optimiser type and its other settings are kept
@@ -108,3 +113,58 @@ def test_schedules():
         (poly, ) = cfg.param_scheduler
         assert (poly.type, poly.power, poly.eta_min, poly.end) == ('PolyLR', 0.9, 0., 1000)
         assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+
+
+@pytest.mark.parametrize('path', OFFLINE, ids=lambda p: p.stem.split('_')[0])
+def test_val_reads_the_val_canvases_and_test_the_test_canvases(path):
+    """Every choice is made on val; only test is reported: the two loaders (and the COCO
+    evaluators' annotation files) read different canvas splits."""
+    cfg = Config.fromfile(str(path))
+    val, test = cfg.val_dataloader.dataset, cfg.test_dataloader.dataset
+    if cfg.default_scope == 'mmdet':
+        assert (val.ann_file, val.data_prefix.img) == ('annotations/instances_val.json',
+                                                       'images/val/')
+        assert (test.ann_file, test.data_prefix.img) == ('annotations/instances_test.json',
+                                                         'images/test/')
+        assert cfg.val_evaluator.ann_file.endswith('fashion_mnist_canvas/annotations/'
+                                                   'instances_val.json')
+        assert cfg.test_evaluator.ann_file.endswith('fashion_mnist_canvas/annotations/'
+                                                    'instances_test.json')
+        assert val.pipeline == test.pipeline and not val.get('filter_cfg')
+    else:
+        assert dict(val.data_prefix) == dict(img_path='images/val', seg_map_path='seg_maps/val')
+        assert dict(test.data_prefix) == dict(img_path='images/test',
+                                              seg_map_path='seg_maps/test')
+        assert val.pipeline == test.pipeline
+        # the evaluator is IoUMetric (same means) with each class's IoU beside them
+        from mmseg.evaluation import IoUMetric
+
+        from mmrm.evaluation.seg_metric import ClassIoUMetric
+        assert issubclass(ClassIoUMetric, IoUMetric)
+        assert cfg.val_evaluator.type == cfg.test_evaluator.type == 'ClassIoUMetric'
+        assert 'mmrm.evaluation.seg_metric' in cfg.custom_imports.imports
+        # the crops are the canvases' size (64 px), not 96
+        crop = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'RandomCrop']
+        assert crop[0].crop_size == (64, 64)
+    assert val.data_root == test.data_root
+    assert '96 px' not in path.read_text()
+
+
+def test_class_iou_metric_returns_the_same_means_and_each_class():
+    import torch
+    from mmseg.evaluation import IoUMetric
+
+    from mmrm.evaluation.seg_metric import ClassIoUMetric
+    meta = dict(classes=('background', 'a', 'b', 'c'))
+    # per image: (intersect, union, pred area, label area) per class; class c never occurs
+    results = [(torch.tensor([8., 3., 1., 0.]), torch.tensor([10., 4., 4., 0.]),
+                torch.tensor([9., 3., 3., 0.]), torch.tensor([9., 4., 2., 0.])),
+               (torch.tensor([5., 1., 1., 0.]), torch.tensor([6., 4., 4., 0.]),
+                torch.tensor([6., 2., 3., 0.]), torch.tensor([5., 3., 2., 0.]))]
+    plain, ours = IoUMetric(), ClassIoUMetric()
+    plain.dataset_meta = ours.dataset_meta = meta
+    a, b = plain.compute_metrics(results), ours.compute_metrics(results)
+    assert {k: b[k] for k in a} == a
+    assert b['IoU.background'] == pytest.approx(100 * 13 / 16)
+    assert b['IoU.a'] == pytest.approx(100 * 4 / 8) and b['IoU.b'] == pytest.approx(25.)
+    assert b['IoU.c'] != b['IoU.c']  # NaN: neither labelled nor predicted

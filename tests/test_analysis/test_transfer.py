@@ -74,7 +74,7 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     c, lines = chain(toy, methods=['rm'])
     out = c.run()
     work = toy['root'] / 'work'
-    rec = out['pretrain']['rm']
+    rec = out['pretrain']['rm_seed0']
     folder = Path(rec['backbone']).parent  # the run's own folder holds its own backbone
     assert folder.parent == work / 'pretrain' and re.fullmatch(r'rm_seed0-[0-9a-f]{8}',
                                                                 folder.name)

@@ -1,8 +1,9 @@
 # PSPNet (paper Table 9) on the Fashion-MNIST canvases, offline:
 # ../mmseg/pspnet_r50-d8_8xb2-80k_ade20k-512x512.py with what the data forces changed
-# (_base_/canvas.py): dataset (background + 10 classes), image scale (64 px canvases and crops), schedule, and
-# the widths of the network pretrained on Fashion-MNIST (its stride-8 last stage takes the place
-# of the dilated ResNet-50's).
+# (_base_/canvas.py): dataset (background + 10 classes), image scale (64 px canvases and crops),
+# schedule, the evaluator (IoUMetric with each class's IoU beside its means), and the widths of
+# the network pretrained on Fashion-MNIST (its stride-8 last stage takes the place of the dilated
+# ResNet-50's).
 _base_ = ['../mmseg/pspnet_r50-d8_8xb2-80k_ade20k-512x512.py', './_base_/canvas.py']
 
 model = dict(

@@ -1,8 +1,9 @@
 # UperNet (paper Table 9) on the Fashion-MNIST canvases, offline:
 # ../mmseg/upernet_r50_8xb2-80k_ade20k-512x512.py with what the data forces changed
-# (_base_/canvas.py): dataset (background + 10 classes), image scale (64 px canvases and crops), schedule, and
-# the widths of the network pretrained on Fashion-MNIST (its four stages at strides 1-8 in place of
-# ResNet-50's 4-32).
+# (_base_/canvas.py): dataset (background + 10 classes), image scale (64 px canvases and crops),
+# schedule, the evaluator (IoUMetric with each class's IoU beside its means), and the widths of
+# the network pretrained on Fashion-MNIST (its four stages at strides 1-8 in place of ResNet-50's
+# 4-32).
 _base_ = ['../mmseg/upernet_r50_8xb2-80k_ade20k-512x512.py', './_base_/canvas.py']
 
 model = dict(

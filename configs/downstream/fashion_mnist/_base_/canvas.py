@@ -137,17 +137,6 @@ canvas_det_param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=canvas_det_epochs, by_epoch=True, milestones=[8, 11],
          gamma=0.1)
 ]
-# HTC's semantic branch reads the label maps beside the images
-canvas_htc_train_dataset = dict(
-    canvas_det_train_dataset,
-    data_prefix=dict(img='images/train/', seg='seg_maps/train/'),
-    pipeline=[
-        dict(type='LoadImageFromFile', color_type='grayscale'),
-        dict(type='LoadAnnotations', with_bbox=True, with_mask=True, with_seg=True),
-        dict(type='Resize', scale=(canvas_size, canvas_size), keep_ratio=True),
-        dict(type='RandomFlip', prob=0.5),
-        dict(type='PackDetInputs')
-    ])
 canvas_seg_train_dataset = dict(
     canvas_seg_dataset,
     data_prefix=dict(img_path='images/train', seg_map_path='seg_maps/train'),

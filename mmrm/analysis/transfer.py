@@ -287,6 +287,9 @@ def report_records(folder: str, log: Callable[[str], None] = print) -> str:
     :meth:`TransferChain.export` wrote: ``<model>/<run>.json``, ``pretrain/<run>.json``),
     written to ``folder/results.md``; the same bytes as the chain's own ``results.md`` for the
     same records."""
+    if not osp.isdir(folder):
+        raise RuntimeError(f'{folder}: no such folder (tools/downstream.py --export {folder} '
+                           'writes the records there)')
     results = []
     for path in sorted(glob.glob(osp.join(folder, '**', '*.json'), recursive=True)):
         try:

@@ -1,19 +1,48 @@
 """The transfer table of the downstream chain (:mod:`mmrm.analysis.transfer`): the downstream
-models as data (``configs/downstream/fashion_mnist/models.json``, with the paper's numbers),
-mean +- sample std over seeds, and the Markdown table."""
+models as data (``configs/downstream/fashion_mnist/models.json``, with the paper's numbers), the
+statistics and the Markdown table.
+
+Everything here is a function of the fine-tuning run records alone (their scores on the **test**
+canvases, their seeds, times, CPU and threads), so that ``tools/downstream.py --report DIR``
+regenerates the table from the published records (``results/transfer/``) bit for bit. No number
+of the table comes from the val canvases (the records keep the val scores beside, for choices).
+
+Statistics (DESIGN.md §6):
+
+* per model, metric and pretraining method: mean ± sample std over all its runs (every
+  pretraining seed x fine-tuning seed; a scratch method has no pretraining seed);
+* per model and metric, the paired differences RM − CutMix and RM − baseline with a 95 %
+  interval: paired t (``scipy.stats.ttest_rel``), see :func:`paired_difference` for how runs
+  are paired.
+
+Segmentation's headline mIoU is the mean IoU over the 10 Fashion-MNIST classes, the background
+left out (:func:`object_miou`, from the per-class IoU that ``ClassIoUMetric`` returns); mmseg's
+own mIoU over all 11 classes stands beside it.
+"""
 import json
+import math
 import os.path as osp
 import statistics
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .runs import REPO_ROOT, fmt_time, mean_std
 
-__all__ = ['DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'load_models', 'summarize',
-           'markdown_table']
+__all__ = ['DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'METHOD_ORDER',
+           'COMPARISONS', 'OBJECT_MIOU', 'load_models', 'object_miou', 'derived_metrics',
+           'summarize', 'paired_difference', 'markdown_table']
 
 MODELS_FILE = 'configs/downstream/fashion_mnist/models.json'
 PAPER_METHODS = ('baseline', 'cutmix', 'rm')
+#: the table's row order (other methods follow, sorted)
+METHOD_ORDER = ('scratch', 'scratch-long', 'baseline', 'cutmix', 'rm')
+#: the paired differences the table reports: (method, minus method)
+COMPARISONS = (('rm', 'cutmix'), ('rm', 'baseline'))
+#: the derived metric key of the mean IoU over the object classes (background left out)
+OBJECT_MIOU = 'mIoU.objects'
+#: the object classes of the canvases (the label maps' 1-10; 0 is the background)
+OBJECT_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+                  'Sneaker', 'Bag', 'Ankle boot')
 
 
 @dataclass(frozen=True)
@@ -25,7 +54,8 @@ class DownstreamModel:
     task: str  # 'det' or 'seg': their loops differ (epochs / iterations)
     #: (column name, key in the evaluator's metrics, scale to percent)
     metrics: Tuple[Tuple[str, str, float], ...]
-    #: the paper's ResNet-50 numbers per metric column, in :data:`PAPER_METHODS` order
+    #: the paper's ResNet-50 numbers per metric column (not every column has one), in
+    #: :data:`PAPER_METHODS` order
     paper: Dict[str, Tuple[float, ...]]
     #: rough minutes of one fine-tuning on one core (longest first; the first ETA)
     minutes: float = 5.
@@ -48,23 +78,65 @@ def load_models(path: str = osp.join(REPO_ROOT, MODELS_FILE)) -> Dict[str, Downs
 DOWNSTREAM_MODELS: Dict[str, DownstreamModel] = load_models()
 
 
+# ------------------------------------------------------------------------------------------
+# metrics
+# ------------------------------------------------------------------------------------------
+def object_miou(metrics: Mapping[str, float],
+                classes: Sequence[str] = OBJECT_CLASSES) -> float:
+    """Mean of ``metrics['IoU.<class>']`` over ``classes`` (the 10 objects: the background
+    is not among them), NaN entries (a class neither labelled nor predicted) skipped as
+    mmseg's own nanmean skips them; NaN if every one is NaN."""
+    missing = [c for c in classes if f'IoU.{c}' not in metrics]
+    if missing:
+        raise KeyError(f'per-class IoU of {missing} missing from the metrics {sorted(metrics)} '
+                       '(the segmentors are scored with ClassIoUMetric)')
+    values = [float(metrics[f'IoU.{c}']) for c in classes]
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.mean(finite) if finite else math.nan
+
+
+def derived_metrics(raw: Mapping[str, float]) -> Dict[str, float]:
+    """``raw`` with the metrics computed from it: :data:`OBJECT_MIOU` where the per-class IoU
+    are there."""
+    out = dict(raw)
+    if any(k.startswith('IoU.') for k in raw):
+        out[OBJECT_MIOU] = object_miou(raw)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# statistics
+# ------------------------------------------------------------------------------------------
 def _seconds(run: Dict) -> float:
     """A run's wall time over all its attempts (older records: its last train + test)."""
     return run['wall_s'] if run.get('wall_s') is not None else run['train_s'] + run['test_s']
 
 
+def _pair(run: Dict) -> Tuple[int, int]:
+    """(pretraining seed, fine-tuning seed); -1 for no pretraining (scratch)."""
+    p = run.get('pretrain_seed')
+    return (-1 if p is None else int(p), int(run['seed']))
+
+
+def _methods(runs: Sequence[Dict]) -> List[str]:
+    found = {r['method'] for r in runs}
+    return [m for m in METHOD_ORDER if m in found] + sorted(found - set(METHOD_ORDER))
+
+
 def summarize(results: Sequence[Dict]) -> Dict:
-    """``{model: {method: {column: {mean, std, n, values}, 'seconds': mean}}}``; std is the
-    sample standard deviation over seeds (0 for one seed)."""
+    """``{model: {method: {column: {mean, std, n, values}, 'seconds': mean}}}`` of the test
+    scores; std is the sample standard deviation over the runs (0 for one run); ``values`` in
+    (pretraining seed, fine-tuning seed) order."""
     out: Dict = {}
     for r in results:
         out.setdefault(r['model'], {}).setdefault(r['method'], []).append(r)
     summary: Dict = {}
-    for model, per_method in out.items():
-        for method, runs in per_method.items():
+    for model in sorted(out):
+        for method in _methods([r for runs in out[model].values() for r in runs]):
+            runs = sorted(out[model][method], key=_pair)
             entry = {}
             for column in runs[0]['scores']:
-                values = [r['scores'][column] for r in sorted(runs, key=lambda r: r['seed'])]
+                values = [r['scores'][column] for r in runs]
                 mean, std = mean_std(values)
                 entry[column] = dict(mean=round(mean, 2), std=round(std, 2), n=len(values),
                                      values=values)
@@ -73,42 +145,116 @@ def summarize(results: Sequence[Dict]) -> Dict:
     return summary
 
 
+def paired_difference(results: Sequence[Dict], model: str, column: str, method: str,
+                      other: str, confidence: float = 0.95) -> Optional[Dict]:
+    """``method`` − ``other`` on ``model``'s ``column`` (test scores) over matched runs.
+
+    Pairing: the run of ``method`` with pretraining seed ``p`` and fine-tuning seed ``s`` pairs
+    with the run of ``other`` of the same ``(p, s)`` (same fine-tuning seed: same head init and
+    data order; same pretraining seed: the pretrainings of both methods started alike). Runs
+    without a partner are left out. The interval is the paired t interval of
+    ``scipy.stats.ttest_rel(x_method, x_other).confidence_interval(confidence)``: mean
+    difference ± t(n - 1) x sd / sqrt(n). It treats the n pairs as independent; pairs that share
+    a pretraining seed are not, so with few pretraining seeds the interval understates the part
+    of the spread that comes from pretraining.
+
+    Returns ``dict(n, mean, low, high, pvalue)`` rounded to 2 decimals (pvalue 4), ``low`` /
+    ``high`` / ``pvalue`` None for fewer than 2 pairs; None if no pair.
+    """
+    from scipy import stats
+
+    def by_pair(m):
+        return {_pair(r): r['scores'][column] for r in results
+                if r['model'] == model and r['method'] == m and column in r['scores']}
+    a, b = by_pair(method), by_pair(other)
+    keys = sorted(set(a) & set(b))
+    if not keys:
+        return None
+    xa, xb = [a[k] for k in keys], [b[k] for k in keys]
+    diffs = [x - y for x, y in zip(xa, xb)]
+    out = dict(n=len(keys), mean=round(statistics.mean(diffs), 2), low=None, high=None,
+               pvalue=None)
+    if len(keys) < 2:
+        return out
+    if max(diffs) == min(diffs):  # no spread: t is undefined, the interval is the point
+        out.update(low=out['mean'], high=out['mean'], pvalue=0. if diffs[0] else 1.)
+        return out
+    test = stats.ttest_rel(xa, xb)
+    ci = test.confidence_interval(confidence)
+    out.update(low=round(float(ci.low), 2), high=round(float(ci.high), 2),
+               pvalue=round(float(test.pvalue), 4))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# the table
+# ------------------------------------------------------------------------------------------
+def _signed(v: float) -> str:
+    return f'{v:+.2f}'
+
+
+def _values(runs: Sequence[Dict], field: str) -> str:
+    values = sorted({str(r.get(field)) for r in runs if r.get(field) is not None})
+    return ', '.join(values) if values else '?'
+
+
 def markdown_table(out: Dict) -> str:
-    """The transfer table: one row per pretraining method, one column per model metric
-    (mean +- std over seeds), then the fine-tuning time per model and the paper's numbers."""
-    summary = out['summary']
+    """The transfer table from ``out['runs']`` (fine-tuning results) alone: one row per
+    pretraining method, one column per model metric (test canvases: mean ± sample std (runs)),
+    the paired differences RM − CutMix and RM − baseline with their 95 % intervals, the
+    fine-tuning time per model and the paper's numbers."""
+    runs = sorted(out['runs'], key=lambda r: (r['model'], r['method'], _pair(r)))
+    summary = summarize(runs)
     models = [m for m in DOWNSTREAM_MODELS if m in summary]
-    methods = []
-    for m in models:
-        methods += [k for k in summary[m] if k not in methods]
+    methods = _methods(runs)
     columns = [(m, c) for m in models for c, _, _ in DOWNSTREAM_MODELS[m].metrics]
     head = [f'{DOWNSTREAM_MODELS[m].title} {c}' for m, c in columns]
-    lines = ['| pretraining | ' + ' | '.join(head) + ' |',
+    lines = ['Test canvases, mean ± sample std (runs):', '',
+             '| pretraining | ' + ' | '.join(head) + ' |',
              '| --- | ' + ' | '.join('---' for _ in head) + ' |']
-    seeds = sorted({r['seed'] for r in out['runs']})
     for method in methods:
         cells = []
         for m, c in columns:
             e = summary[m].get(method, {}).get(c)
-            cell = '' if e is None else f'{e["mean"]:.2f} ± {e["std"]:.2f}' if e['n'] > 1 \
-                else f'{e["mean"]:.2f}'
-            if e is not None and e['n'] != len(seeds):  # fewer seeds than the table's
-                cell += f' ({e["n"]} seed{"s" if e["n"] > 1 else ""})'
-            cells.append(cell)
+            cells.append('' if e is None else f'{e["mean"]:.2f} ± {e["std"]:.2f} ({e["n"]})')
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
-    meta = out.get('meta', {})
-    lines += ['', f'Seeds: {", ".join(map(str, seeds))} (mean ± sample std where more than one). '
-              f'CPU: {meta.get("cpu", "?")}, {meta.get("threads", "?")} torch threads per run, '
-              f'{meta.get("jobs", "?")} run(s) at a time.', '',
+    diff_rows = []
+    for a, b in COMPARISONS:
+        if a not in methods or b not in methods:
+            continue
+        cells = []
+        for m, c in columns:
+            d = paired_difference(runs, m, c, a, b)
+            if d is None:
+                cells.append('')
+            elif d['low'] is None:
+                cells.append(f'{_signed(d["mean"])} ({d["n"]})')
+            else:
+                cells.append(f'{_signed(d["mean"])} [{_signed(d["low"])}, '
+                             f'{_signed(d["high"])}] ({d["n"]})')
+        diff_rows.append(f'| {a} − {b} | ' + ' | '.join(cells) + ' |')
+    if diff_rows:
+        lines += ['', 'Paired differences, mean [95 % interval] (pairs): runs matched by '
+                  '(pretraining seed, fine-tuning seed), paired t (scipy.stats.ttest_rel):', '',
+                  '| difference | ' + ' | '.join(head) + ' |',
+                  '| --- | ' + ' | '.join('---' for _ in head) + ' |'] + diff_rows
+    pre = sorted({r['pretrain_seed'] for r in runs if r.get('pretrain_seed') is not None})
+    lines += ['', f'Fine-tuning seeds: {_values(runs, "seed")}; pretraining seeds: '
+              f'{", ".join(map(str, pre)) if pre else "none"}. Segmentation mIoU: over the 10 '
+              'object classes (background left out); mmseg\'s 11-class mIoU beside it. Every '
+              'number is a test-canvas score; the val scores are in the run records. '
+              f'CPU: {_values(runs, "cpu")}; {_values(runs, "threads")} torch thread(s) per '
+              f'run, {_values(runs, "jobs")} run(s) at a time.', '',
               '| model | ' + ' | '.join(DOWNSTREAM_MODELS[m].title for m in models) + ' |',
               '| --- | ' + ' | '.join('---' for _ in models) + ' |',
               '| fine-tune + test, mean per run | ' + ' | '.join(
-                  fmt_time(statistics.mean(e['seconds'] for e in summary[m].values()))
+                  fmt_time(statistics.mean(_seconds(r) for r in runs if r['model'] == m))
                   for m in models) + ' |', '',
               'Paper (Tables 7-9, ResNet-50 pretrained on ImageNet, COCO / ADE20K):', '',
               '| pretraining | ' + ' | '.join(head) + ' |',
               '| --- | ' + ' | '.join('---' for _ in head) + ' |']
     for i, method in enumerate(PAPER_METHODS):
         lines.append(f'| {method} | ' + ' | '.join(
-            f'{DOWNSTREAM_MODELS[m].paper[c][i]:.2f}' for m, c in columns) + ' |')
+            f'{DOWNSTREAM_MODELS[m].paper[c][i]:.2f}' if c in DOWNSTREAM_MODELS[m].paper
+            else '' for m, c in columns) + ' |')
     return '\n'.join(lines) + '\n'

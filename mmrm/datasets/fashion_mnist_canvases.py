@@ -13,14 +13,19 @@ of the visible masks.
 
 Written layout (``root``)::
 
-    images/{train,val}/000000.png           the canvases, 8-bit grey
-    annotations/instances_{train,val}.json  COCO: bbox [x, y, w, h], compressed-RLE masks,
-                                            area = mask pixels, iscrowd 0, 10 categories (id 1-10)
-    seg_maps/{train,val}/000000.png         8-bit label maps: 0 background, k + 1 for class k
-    meta.json                               the options and seed that made it
+    images/{train,val,test}/000000.png           the canvases, 8-bit grey
+    annotations/instances_{train,val,test}.json  COCO: bbox [x, y, w, h], compressed-RLE masks,
+                                                 area = mask pixels, iscrowd 0, 10 categories
+                                                 (id 1-10); each annotation also names its item
+                                                 (``fashion_mnist_file``, ``fashion_mnist_index``)
+    seg_maps/{train,val,test}/000000.png         8-bit label maps: 0 background, k + 1 for class k
+    meta.json                                    the options and seed that made it
 
-``train`` canvases draw items only from the Fashion-MNIST train split, ``val`` canvases only
-from its test split. Everything is a function of the options and the seed.
+Three disjoint splits (DESIGN.md §6), as :class:`mmrm.datasets.FashionMNISTSplit` carves them:
+``train`` canvases draw items only from the ``train`` carve of Fashion-MNIST's training file,
+``val`` canvases only from the ``val`` carve of that file (1/12 of each class, seed 0), ``test``
+canvases only from Fashion-MNIST's test file. Every choice (schedule, learning rate) is made on
+``val``; only ``test`` is reported. Everything is a function of the options and the seed.
 """
 import gzip
 import json
@@ -45,9 +50,13 @@ SEG_PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130,
                [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60],
                [250, 190, 212]]
 
+#: the canvas splits, each with the Fashion-MNIST file its items come from
+SPLITS = ('train', 'val', 'test')
 SPLIT_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
-               'val': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
-FORMAT_VERSION = 1
+               'val': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+               'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
+#: 2: three disjoint splits (format 1 had val canvases from the test file and no test split)
+FORMAT_VERSION = 2
 
 
 class FashionMNISTMissing(FileNotFoundError):
@@ -59,6 +68,8 @@ class CanvasOptions:
     """What a canvas dataset is made of (all of it is recorded in ``meta.json``)."""
     train_num: int = 200
     val_num: int = 200
+    #: test canvases; None: as many as val canvases
+    test_num: Optional[int] = None
     size: int = 64
     min_items: int = 2
     max_items: int = 3
@@ -69,11 +80,16 @@ class CanvasOptions:
     max_tries: int = 50
     seed: int = 0
 
+    def __post_init__(self):
+        if self.test_num is None:
+            self.test_num = self.val_num
+
     def check(self):
         def need(ok, what):
             if not ok:
                 raise ValueError(f'canvas option {what} (got {asdict(self)})')
-        need(self.train_num >= 1 and self.val_num >= 1, 'train_num and val_num must be >= 1')
+        need(self.train_num >= 1 and self.val_num >= 1 and self.test_num >= 1,
+             'train_num, val_num and test_num must be >= 1')
         need(1 <= self.min_items <= self.max_items, 'min_items must be in [1, max_items]')
         need(0 < self.min_scale <= self.max_scale, 'min_scale must be in (0, max_scale]')
         need(round(28 * self.max_scale) <= self.size,
@@ -90,10 +106,14 @@ def _read_idx(path: str, offset: int) -> np.ndarray:
         return np.frombuffer(f.read(), np.uint8, offset=offset)
 
 
-def load_fashion_mnist(folder: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
-    """``(images (N, 28, 28) uint8, labels (N,) uint8)`` of ``split`` ('train' or 'val', which
-    is Fashion-MNIST's test split) from ``folder`` (plain or ``.gz`` IDX files, as written by
-    ``tools/dataset_converters/prepare_fashion_mnist.py`` or as Debian ships them)."""
+def load_fashion_mnist(folder: str, split: str, with_indices: bool = False):
+    """``(images (N, 28, 28) uint8, labels (N,) uint8)`` of ``split`` from ``folder`` (plain or
+    ``.gz`` IDX files, as written by ``tools/dataset_converters/prepare_fashion_mnist.py`` or as
+    Debian ships them): 'train' and 'val' are the carves of the training file that
+    :func:`mmrm.datasets.split_indices` makes (its defaults: 1/12 of each class for 'val', seed
+    0), 'test' is the test file. With ``with_indices``, also the items' indices in their file."""
+    if split not in SPLITS:
+        raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     paths = []
     for name in SPLIT_FILES[split]:
         for candidate in (osp.join(folder, name), osp.join(folder, name + '.gz')):
@@ -110,7 +130,13 @@ def load_fashion_mnist(folder: str, split: str) -> Tuple[np.ndarray, np.ndarray]
     if len(images) != len(labels):
         raise ValueError(f'{paths[0]} holds {len(images)} images but {paths[1]} '
                          f'{len(labels)} labels')
-    return images, labels
+    from .fashion_mnist_splits import split_indices
+    keep = split_indices(labels, split)
+    if not len(keep):
+        raise ValueError(f'the {split} split of the Fashion-MNIST files in {folder} is empty')
+    if with_indices:
+        return images[keep], labels[keep], keep
+    return images[keep], labels[keep]
 
 
 def _resize(item: np.ndarray, side: int) -> np.ndarray:
@@ -122,10 +148,12 @@ def _resize(item: np.ndarray, side: int) -> np.ndarray:
 
 
 def compose_canvas(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray,
-                   opts: CanvasOptions) -> Tuple[np.ndarray, List[Dict]]:
+                   opts: CanvasOptions, sources: Optional[np.ndarray] = None
+                   ) -> Tuple[np.ndarray, List[Dict]]:
     """One canvas: ``(image (S, S) uint8, instances)``, each instance a dict with ``label``
     (0-9), ``mask`` (S, S) bool (its visible pixels), ``bbox`` ``[x, y, w, h]`` (tight box of the
-    mask, pixel units) and ``source`` (index of the item in its split)."""
+    mask, pixel units) and ``source`` (``sources[i]`` for the item ``images[i]``: its index in
+    its Fashion-MNIST file; without ``sources``, ``i``)."""
     s = opts.size
     canvas = np.zeros((s, s), np.uint8)
     owner = np.full((s, s), -1, np.int32)  # which instance a pixel shows
@@ -150,7 +178,7 @@ def compose_canvas(rng: np.random.Generator, images: np.ndarray, labels: np.ndar
             region = canvas[y:y + side, x:x + side]
             region[mask] = item[mask]
             owner[y:y + side, x:x + side][mask] = len(placed)
-            placed.append((src, int(labels[src])))
+            placed.append((src if sources is None else int(sources[src]), int(labels[src])))
             break
     instances = []
     for k, (src, label) in enumerate(placed):
@@ -164,6 +192,7 @@ def compose_canvas(rng: np.random.Generator, images: np.ndarray, labels: np.ndar
 
 def _coco_split(split: str, names: List[str], all_instances: List[List[Dict]],
                 size: int) -> Dict:
+    source_file = 'test' if split == 'test' else 'train'
     from pycocotools import mask as mask_utils
     images, annotations = [], []
     for img_id, (name, instances) in enumerate(zip(names, all_instances), start=1):
@@ -174,7 +203,8 @@ def _coco_split(split: str, names: List[str], all_instances: List[List[Dict]],
             annotations.append(dict(
                 id=len(annotations) + 1, image_id=img_id, category_id=inst['label'] + 1,
                 bbox=[float(v) for v in inst['bbox']], area=float(inst['mask'].sum()),
-                segmentation=rle, iscrowd=0))
+                segmentation=rle, iscrowd=0, fashion_mnist_file=source_file,
+                fashion_mnist_index=int(inst['source'])))
     categories = [dict(id=k + 1, name=name, supercategory='fashion')
                   for k, name in enumerate(FASHION_MNIST_CLASSES)]
     return dict(info=dict(description=f'Fashion-MNIST canvases ({split})', version='1.0'),
@@ -193,7 +223,9 @@ def canvas_dataset_ready(root: str, opts: Optional[CanvasOptions] = None) -> boo
         return False
     if opts is not None and meta.get('options') != asdict(opts):
         return False
-    for split in ('train', 'val'):
+    for split in SPLITS:
+        if split not in meta.get('counts', {}):
+            return False
         if not osp.isfile(osp.join(root, 'annotations', f'instances_{split}.json')):
             return False
         for sub in ('images', 'seg_maps'):
@@ -211,14 +243,16 @@ def write_canvas_dataset(src: str, root: str, opts: CanvasOptions, log=print) ->
     if canvas_dataset_ready(root, opts):
         with open(osp.join(root, 'meta.json')) as f:
             meta = json.load(f)
-        log(f'[canvases] {root} already holds this dataset ({meta["counts"]["train"]} train / '
-            f'{meta["counts"]["val"]} val canvases)')
+        log(f'[canvases] {root} already holds this dataset ('
+            + ' / '.join(f'{meta["counts"][s]} {s}' for s in SPLITS) + ' canvases)')
         return meta
-    # one independent stream per split, so the val set does not depend on train_num
-    streams = np.random.SeedSequence(opts.seed).spawn(2)
-    counts, instance_counts = {}, {}
-    for (split, num), stream in zip((('train', opts.train_num), ('val', opts.val_num)), streams):
-        images, labels = load_fashion_mnist(src, split)
+    # one independent stream per split, so a split does not depend on another's count
+    streams = np.random.SeedSequence(opts.seed).spawn(len(SPLITS))
+    counts, instance_counts, items = {}, {}, {}
+    nums = dict(train=opts.train_num, val=opts.val_num, test=opts.test_num)
+    for split, stream in zip(SPLITS, streams):
+        num = nums[split]
+        images, labels, sources = load_fashion_mnist(src, split, with_indices=True)
         rng = np.random.default_rng(stream)
         for sub in ('images', 'seg_maps'):
             folder = osp.join(root, sub, split)
@@ -227,7 +261,7 @@ def write_canvas_dataset(src: str, root: str, opts: CanvasOptions, log=print) ->
                 os.remove(osp.join(folder, old))
         names, all_instances = [], []
         for i in range(num):
-            canvas, instances = compose_canvas(rng, images, labels, opts)
+            canvas, instances = compose_canvas(rng, images, labels, opts, sources)
             seg = np.zeros_like(canvas)
             for inst in instances:
                 seg[inst['mask']] = inst['label'] + 1
@@ -241,10 +275,11 @@ def write_canvas_dataset(src: str, root: str, opts: CanvasOptions, log=print) ->
             json.dump(_coco_split(split, names, all_instances, opts.size), f)
         counts[split] = num
         instance_counts[split] = sum(len(x) for x in all_instances)
-        log(f'[canvases] {split}: {num} canvases, {instance_counts[split]} instances '
-            f'(items from Fashion-MNIST {"train" if split == "train" else "test"} split)')
+        items[split] = len(images)
+        log(f'[canvases] {split}: {num} canvases, {instance_counts[split]} instances (items '
+            f'from the {len(images)} images of Fashion-MNIST\'s {split} split)')
     meta = dict(format=FORMAT_VERSION, options=asdict(opts), counts=counts,
-                instances=instance_counts, classes=list(FASHION_MNIST_CLASSES),
+                instances=instance_counts, items=items, classes=list(FASHION_MNIST_CLASSES),
                 seg_classes=list(SEG_CLASSES), source=osp.abspath(src))
     with open(osp.join(root, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=1)

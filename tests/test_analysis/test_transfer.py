@@ -1,6 +1,8 @@
 """The offline downstream chain (mmrm.analysis.transfer, tools/downstream.py) at toy size: a few
 canvases, one pretraining epoch on 64 images, two iterations per downstream model; the backbone
-each downstream config initialises equals the pretrained checkpoint exactly."""
+each downstream config initialises equals the pretrained checkpoint exactly; scratch keeps the
+backbone's default init, scratch-long triples the schedule; the statistics of the table; the
+published records regenerate the table bit for bit."""
 import json
 import math
 import re
@@ -21,8 +23,11 @@ from mmengine.config import Config  # noqa: E402
 
 from mmrm.analysis.downstream import check_backbone_init  # noqa: E402
 from mmrm.analysis.runs import Run, RunContext  # noqa: E402
-from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, TransferChain,  # noqa: E402
-                                    markdown_table, pretrain_configs, summarize)
+from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, SCRATCH_OPTIONS,  # noqa: E402
+                                    TransferChain, _parse_options, markdown_table,
+                                    pretrain_configs, report_records, summarize)
+from mmrm.analysis.transfer_report import (OBJECT_CLASSES, derived_metrics,  # noqa: E402
+                                           object_miou, paired_difference)
 from mmrm.datasets import CanvasOptions, FashionMNISTMissing, write_canvas_dataset  # noqa: E402
 from mmrm.utils.stack import StackMissing  # noqa: E402
 
@@ -69,7 +74,7 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     c, lines = chain(toy, methods=['rm'])
     out = c.run()
     work = toy['root'] / 'work'
-    rec = out['pretrain']['rm']
+    rec = out['pretrain']['rm_seed0']
     folder = Path(rec['backbone']).parent  # the run's own folder holds its own backbone
     assert folder.parent == work / 'pretrain' and re.fullmatch(r'rm_seed0-[0-9a-f]{8}',
                                                                 folder.name)
@@ -84,6 +89,9 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     for r in out['runs']:
         spec = DOWNSTREAM_MODELS[r['model']]
         assert list(r['scores']) == [c for c, _, _ in spec.metrics]
+        # scored on the test canvases for the table, on the val canvases for the record
+        assert r['split'] == 'test' and list(r['val_scores']) == list(r['scores'])
+        assert r['pretrain_seed'] == 0
         for value in r['scores'].values():  # a number, whatever an untrained model scores
             assert isinstance(value, float) and math.isfinite(value) and value >= 0
         assert spec.metrics[0][1] in r['metrics'] and r['backbone'] == rec['backbone']
@@ -101,7 +109,9 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     scratch = [r for r in out['runs'] if r['method'] == 'scratch'][0]
     assert scratch['backbone'] is None and math.isfinite(scratch['scores']['box AP'])
     log = next((work / 'atss').glob('scratch_seed0-*/attempt-1.log')).read_text()
-    assert 'model.backbone.init_cfg=None' in log and 'model.backbone.frozen_stages=-1' in log
+    assert 'model.backbone.init_cfg.type=Kaiming' in log and \
+        'model.backbone.frozen_stages=-1' in log and 'init_cfg=None' not in log
+    assert 'test_dataloader.dataset.data_prefix.img=images/val/' in log  # the val scoring
     assert any('done before' in x for x in lines)
 
     # everything finished is found on disk: a rerun starts no subprocess
@@ -118,7 +128,7 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
         'rm'}
     missing = [x for x in lines if x.startswith('[report] not run')]
     assert len(missing) == 1 and 'gfl scratch seed 0' in missing[0] and \
-        'atss rm seed 1' in missing[0] and 'atss rm seed 0' not in missing[0]
+        'atss rm pre 0 seed 1' in missing[0] and 'atss rm pre 0 seed 0' not in missing[0]
     assert '| scratch | ' in (work / 'results.md').read_text()
 
 
@@ -171,7 +181,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_with_the_key_report(toy, tmp_
 
 def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"unknown pretraining method 'rn'; allowed: "
-                                         r'scratch, baseline, .*rm'):
+                                         r'scratch, scratch-long, baseline, .*rm'):
         chain(toy, methods=['rn'])
     with pytest.raises(ValueError, match=r"unknown downstream model 'yolo'; allowed: atss, gfl"):
         chain(toy, models=['yolo'])
@@ -200,7 +210,7 @@ def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch):
     proc = subprocess.run([sys.executable, TOOL, '--methods', 'rn', 'rm'], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 2 and "unknown pretraining method 'rn'; allowed: scratch, " \
-        'baseline' in proc.stderr
+        'scratch-long, baseline' in proc.stderr
     proc = subprocess.run([sys.executable, TOOL, '--models', 'yolo'], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 2 and 'allowed: atss, gfl, mask-rcnn, htc, pspnet, upernet' in \
@@ -208,19 +218,210 @@ def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch):
 
 
 def test_summary_and_table_are_the_mean_and_sample_std_over_seeds():
-    runs = [dict(model='atss', method='rm', seed=s, scores={'box AP': v}, train_s=10., test_s=2.)
-            for s, v in ((0, 20.), (1, 22.), (2, 27.))]
-    runs.append(dict(model='atss', method='scratch', seed=0, scores={'box AP': 5.}, train_s=8.,
-                     test_s=2.))
+    runs = [dict(model='atss', method='rm', seed=s, pretrain_seed=0, scores={'box AP': v},
+                 train_s=10., test_s=2.) for s, v in ((0, 20.), (1, 22.), (2, 27.))]
+    runs.append(dict(model='atss', method='scratch', seed=0, pretrain_seed=None,
+                     scores={'box AP': 5.}, train_s=8., test_s=2.))
     summary = summarize(runs)
     rm = summary['atss']['rm']['box AP']
     assert rm['mean'] == 23.0 and rm['n'] == 3 and rm['values'] == [20., 22., 27.]
     assert rm['std'] == round(((9 + 1 + 16) / 2)**0.5, 2)  # sample std: 3.61
     assert summary['atss']['scratch']['box AP']['std'] == 0.
-    table = markdown_table(dict(summary=summary, runs=runs, meta=dict(cpu='X', threads=2, jobs=1)))
-    # a cell with fewer seeds than the table says how many
-    assert '| rm | 23.00 ± 3.61 |' in table and '| scratch | 5.00 (1 seed) |' in table
+    table = markdown_table(dict(runs=runs))
+    # every cell says over how many runs; the rows in the fixed method order
+    assert '| rm | 23.00 ± 3.61 (3) |' in table and '| scratch | 5.00 ± 0.00 (1) |' in table
+    assert table.index('| scratch |') < table.index('| rm |')
     assert '| baseline | 39.40 |' in table  # the paper's ATSS row
+    assert 'Paired differences' not in table  # no cutmix / baseline rows to pair with
+
+
+def test_paired_differences_match_seeds_and_give_the_paired_t_interval():
+    """RM - CutMix pairs the run of (pretraining seed p, fine-tuning seed s) with CutMix's of the
+    same (p, s); unmatched runs are left out; the interval is mean +- t(0.975, n - 1) sd / sqrt n
+    (computed here by hand, in the chain by scipy.stats.ttest_rel)."""
+    from scipy import stats
+    rm = {(0, 0): 30., (0, 1): 31., (1, 0): 29.5, (1, 1): 33., (2, 0): 40.}  # (2, 0) unmatched
+    cm = {(0, 0): 29., (0, 1): 31.5, (1, 0): 28., (1, 1): 30.}
+    runs = [dict(model='gfl', method=m, pretrain_seed=p, seed=s, scores={'box AP': v},
+                 train_s=1., test_s=1.) for m, table in (('rm', rm), ('cutmix', cm))
+            for (p, s), v in table.items()]
+    d = paired_difference(runs, 'gfl', 'box AP', 'rm', 'cutmix')
+    diffs = [1., -0.5, 1.5, 3.]
+    mean, sd = sum(diffs) / 4, (sum((x - 1.25)**2 for x in diffs) / 3)**0.5
+    half = stats.t.ppf(0.975, 3) * sd / 4**0.5
+    assert d['n'] == 4 and d['mean'] == round(mean, 2)
+    assert (d['low'], d['high']) == (round(mean - half, 2), round(mean + half, 2))
+    # pairing by (p, s), not by position: shuffling the runs changes nothing
+    assert paired_difference(runs[::-1], 'gfl', 'box AP', 'rm', 'cutmix') == d
+    table = markdown_table(dict(runs=runs))
+    assert f'| rm − cutmix | {mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] (4) |' in table
+    assert paired_difference(runs, 'gfl', 'box AP', 'rm', 'baseline') is None
+    one = paired_difference(runs[:1] + runs[5:6], 'gfl', 'box AP', 'rm', 'cutmix')
+    assert one == dict(n=1, mean=1.0, low=None, high=None, pvalue=None)
+
+
+def test_object_miou_leaves_the_background_out():
+    """The headline mIoU, by hand on a made-up per-class table: the mean IoU of the 10 object
+    classes, background left out, a class neither labelled nor predicted (NaN) skipped."""
+    per_class = dict(zip(OBJECT_CLASSES, [80., 60., 70., 50., 40., 90., 30., 85., 75.,
+                                          float('nan')]))
+    metrics = {'mIoU': 68.5, 'IoU.background': 98.}
+    metrics.update({f'IoU.{c}': v for c, v in per_class.items()})
+    expected = (80 + 60 + 70 + 50 + 40 + 90 + 30 + 85 + 75) / 9  # 64.44
+    assert object_miou(metrics) == pytest.approx(expected)
+    out = derived_metrics(metrics)
+    assert out['mIoU.objects'] == pytest.approx(expected) and out['mIoU'] == 68.5
+    # the 11-class figure mmseg logs differs: the background is in its mean
+    assert (expected * 9 + 98) / 10 != pytest.approx(expected)
+    assert 'mIoU.objects' not in derived_metrics({'coco/bbox_mAP': 0.3})
+    with pytest.raises(KeyError, match='ClassIoUMetric'):
+        object_miou({'mIoU': 1., 'IoU.background': 1.})
+    seg = DOWNSTREAM_MODELS['pspnet'].metrics
+    assert [(c, k) for c, k, _ in seg] == [('mIoU', 'mIoU.objects'), ('mIoU (11 cl.)', 'mIoU')]
+
+
+def _backbone(cfg, seed):
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(seed)
+    bb = MODELS.build(dict(cfg, type=cfg['type'].split('.')[-1]))
+    bb.init_weights()
+    return bb
+
+
+@pytest.mark.parametrize('model', ['atss', 'pspnet'])
+def test_scratch_keeps_the_backbone_default_init(model):
+    """Only the checkpoint load is removed: the scratch backbone is initialised as its class
+    does by default (Kaiming convs, zero-init residual norms), not at PyTorch's default."""
+    cfg = Config.fromfile(str(REPO_ROOT / DOWNSTREAM_MODELS[model].config))
+    cfg.merge_from_dict(_parse_options(SCRATCH_OPTIONS))
+    bb = cfg.model.backbone.to_dict()
+    assert bb['init_cfg'] == dict(type='Kaiming', layer='Conv2d')
+    assert bb['frozen_stages'] == -1 and bb['norm_eval'] is False
+    default = {k: v for k, v in bb.items() if k != 'init_cfg'}  # the class's own init_cfg
+    scratch, reference = _backbone(bb, 0), _backbone(default, 0)
+    for (k, a), (_, b) in zip(scratch.state_dict().items(), reference.state_dict().items()):
+        assert torch.equal(a, b), k
+    w = scratch.layer2[0].conv2.weight  # 32 -> 32, 3x3
+    kaiming = (2 / (w.shape[0] * 9))**0.5  # mode fan_out, relu
+    torch_default = 1 / (3 * w.shape[1] * 9)**0.5  # kaiming_uniform(a=sqrt(5))
+    assert abs(w.std().item() / kaiming - 1) < 0.1
+    # what `init_cfg=None` (the old scratch) gave: PyTorch's default, a third of Kaiming's std
+    old = _backbone(dict(default, init_cfg=None), 0).layer2[0].conv2.weight
+    assert abs(old.std().item() / torch_default - 1) < 0.1
+    assert scratch.layer1[0].norm2.weight.abs().sum() == 0  # zero_init_residual, as the class
+
+
+def test_scratch_long_triples_the_schedule(tmp_path):
+    from mmengine.config import Config as C
+    c = TransferChain(str(tmp_path), methods=['scratch', 'scratch-long'],
+                      models=['atss', 'gfl', 'pspnet', 'upernet'], seeds=[0], launcher='inline')
+
+    def resolved(model, method):
+        cfg = C.fromfile(str(REPO_ROOT / DOWNSTREAM_MODELS[model].config))
+        cfg.merge_from_dict(_parse_options(c.shaping_options(model, method)))
+        return cfg
+    for model in ('atss', 'gfl'):
+        short, long = resolved(model, 'scratch'), resolved(model, 'scratch-long')
+        assert (short.train_cfg.max_epochs, long.train_cfg.max_epochs) == (12, 36)
+        assert long.train_cfg.val_interval == 36
+        warm, step = long.param_scheduler
+        assert (warm.by_epoch, warm.end) == (False, 100)  # the warm-up (iterations) is kept
+        assert (step.milestones, step.end) == ([24, 33], 36)
+        assert long.model.backbone.init_cfg.type == 'Kaiming'  # and it is a scratch run
+    for model in ('pspnet', 'upernet'):
+        long = resolved(model, 'scratch-long')
+        assert long.train_cfg.max_iters == long.train_cfg.val_interval == 3000
+        (poly, ) = long.param_scheduler
+        assert (poly.type, poly.end, poly.power) == ('PolyLR', 3000, 0.9)
+        assert long.default_hooks.checkpoint.interval == 3000
+    # the user's schedule is what is tripled (the toy options of the tests)
+    toy = TransferChain(str(tmp_path), methods=['scratch-long'], models=['atss', 'pspnet'],
+                        seeds=[0], finetune_options=FINETUNE_OPTIONS, launcher='inline')
+    assert 'train_cfg.max_epochs=3' in toy.shaping_options('atss', 'scratch-long')
+    seg = toy.shaping_options('pspnet', 'scratch-long')
+    assert 'train_cfg.max_iters=6' in seg and 'default_hooks.checkpoint.interval=6' in seg
+    assert seg.index('train_cfg.max_iters=2') < seg.index('train_cfg.max_iters=6')  # last wins
+    with pytest.raises(ValueError, match="'scratch-long' is not a pretraining method"):
+        TransferChain(str(tmp_path), methods=['rm'], models=['atss'], seeds=[0],
+                      pretrained={'scratch-long': __file__})
+
+
+def _fake_tools(monkeypatch):
+    """Every tool the chain calls, faked: a pretraining writes a best checkpoint, rm2backbone a
+    backbone unique to its run, train.py a last checkpoint, test.py metrics that depend on the
+    model, method, pretraining seed, fine-tuning seed and split."""
+    import hashlib
+
+    from mmrm.analysis import transfer
+
+    def fake_call(self, cmd, cwd=None):
+        wd, tool = Path(self.folder), Path(cmd[1]).name
+        if tool == 'rm2backbone.py':
+            Path(cmd[3]).write_bytes(hashlib.sha256(str(wd).encode()).digest())
+        elif tool == 'train.py' and self.run.group == 'pretrain':
+            (wd / 'best_accuracy_top1_epoch_1.pth').write_bytes(b'x')
+        elif tool == 'train.py':
+            (wd / 'last_checkpoint').write_text(str(wd / 'epoch_1.pth'))
+        else:
+            out = cmd[cmd.index('--out') + 1]
+            h = int(hashlib.sha256(f'{self.run.name} {out[-9:]}'.encode()).hexdigest(), 16)
+            score = 0.2 + (h % 1000) / 10000 + (0.05 if ' rm ' in self.run.name else 0)
+            if 'pspnet' in self.run.name:
+                metrics = {'mIoU': 100 * score, 'aAcc': 90., 'IoU.background': 95.}
+                metrics.update({f'IoU.{c}': 100 * score + i for i, c in
+                                enumerate(OBJECT_CLASSES)})
+            else:
+                metrics = {'coco/bbox_mAP': score}
+            Path(out).write_text(json.dumps(metrics))
+    monkeypatch.setattr(RunContext, 'call', fake_call)
+    monkeypatch.setattr(transfer, 'best_metric', lambda wd, key: 91.234)
+    monkeypatch.setattr(TransferChain, 'check_keys', lambda self, m, b: None)
+
+
+def test_exported_records_regenerate_the_table_bit_for_bit(toy, tmp_path, monkeypatch):
+    _fake_tools(monkeypatch)
+    lines = []
+    c = TransferChain(str(tmp_path / 'work'), methods=['scratch', 'baseline', 'cutmix', 'rm'],
+                      models=['atss', 'pspnet'], seeds=[0, 1, 2], pretrain_seeds=[0, 1],
+                      data_root=toy['canvas'], fashion_mnist=toy['fmnist'], launcher='inline',
+                      log=lines.append)
+    out = c.run()
+    assert len(out['runs']) == 2 * 3 * (1 + 3 * 2)
+    table = (tmp_path / 'work' / 'results.md').read_bytes()
+    text = table.decode()
+    assert '| rm − cutmix |' in text and '| rm − baseline |' in text
+    assert 'PSPNet mIoU | PSPNet mIoU (11 cl.)' in text
+    # the table holds test scores only: no val mean appears in it
+    rm = [r for r in out['runs'] if r['model'] == 'atss' and r['method'] == 'rm']
+    assert f"{out['summary']['atss']['rm']['box AP']['mean']:.2f}" in text
+    val_mean = sum(r['val_scores']['box AP'] for r in rm) / len(rm)
+    assert f'{val_mean:.2f} ±' not in text
+    assert {(r['pretrain_seed'], r['seed']) for r in rm} == {(p, s) for p in (0, 1)
+                                                             for s in (0, 1, 2)}
+    assert out['differences']['atss']['box AP']['rm - cutmix']['n'] == 6
+    dest = tmp_path / 'results' / 'transfer'
+    (dest / 'atss').mkdir(parents=True)
+    (dest / 'atss' / 'stale_seed9-00000000.json').write_text(json.dumps(dict(key={}, result={})))
+    files = c.export(str(dest))
+    assert not (dest / 'atss' / 'stale_seed9-00000000.json').exists()  # not behind the table
+    assert len(files) == 42 + 6 and all(Path(f).is_file() for f in files)  # + 6 pretrainings
+    record = json.loads(next((dest / 'atss').glob('rm_pre1_seed2-*.json')).read_text())
+    assert record['key']['seed'] == 2 and record['result']['pretrain_seed'] == 1
+    assert (dest / 'results.md').read_bytes() == table
+    (dest / 'results.md').unlink()
+    report_records(str(dest), log=lambda *_: None)
+    assert (dest / 'results.md').read_bytes() == table
+    (dest / 'results.md').unlink()
+    proc = subprocess.run([sys.executable, TOOL, '--report', str(dest)], capture_output=True,
+                          text=True, env=tool_env())
+    assert proc.returncode == 0, proc.stderr
+    assert (dest / 'results.md').read_bytes() == table
+    # a truncated record is named, not tabulated
+    victim = next((dest / 'pspnet').glob('*.json'))
+    victim.write_text(victim.read_text()[:100])
+    proc = subprocess.run([sys.executable, TOOL, '--report', str(dest)], capture_output=True,
+                          text=True, env=tool_env())
+    assert proc.returncode != 0 and victim.name in proc.stderr and 'truncated' in proc.stderr
 
 
 @pytest.mark.parametrize('empty_logged', [True, False])
@@ -234,9 +435,10 @@ def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, m
             (Path(wd) / 'last_checkpoint').write_text(osp.join(wd, 'epoch_1.pth'))
             return
         Path(cmd[cmd.index('--out') + 1]).write_text('{}')
-        Path(self.log).write_text('mmengine - ERROR - coco_metric.py - compute_metrics - 465 - '
-                                  'The testing results of the whole dataset is empty.\n'
-                                  if empty_logged else 'mmengine - INFO - done\n')
+        with open(self.log, 'a') as f:
+            f.write('mmengine - ERROR - coco_metric.py - compute_metrics - 465 - The testing '
+                    'results of the whole dataset is empty.\n' if empty_logged else
+                    'mmengine - INFO - done\n')
     monkeypatch.setattr(RunContext, 'call', fake_call)
     lines = []
     c = TransferChain(str(tmp_path), methods=['scratch'], models=['mask-rcnn'], seeds=[0],
@@ -246,5 +448,6 @@ def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, m
             c.finetune('mask-rcnn', 'scratch', 0, None)
         return
     r = c.finetune('mask-rcnn', 'scratch', 0, None)
-    assert r['scores'] == {'box AP': 0.0, 'mask AP': 0.0}
-    assert any('no detection kept' in x for x in lines)
+    assert r['scores'] == r['val_scores'] == {'box AP': 0.0, 'mask AP': 0.0}
+    assert any('no detection kept on the whole test set' in x for x in lines)
+    assert any('no detection kept on the whole val set' in x for x in lines)

@@ -2,8 +2,10 @@
 COCO instance annotations (mmdet's ``CocoDataset`` / ``CocoMetric``) and semantic label maps
 (mmseg's ``BaseSegDataset`` / ``IoUMetric``). See :mod:`mmrm.datasets.fashion_mnist_canvases`.
 
-Train canvases take items only from Fashion-MNIST's train split, val canvases only from its test
-split; the result is a function of the options and ``--seed``::
+Three disjoint splits: train canvases take items only from the train carve of Fashion-MNIST's
+training file, val canvases only from its validation carve (1/12 of each class, seed 0, as
+``FashionMNISTSplit``), test canvases only from Fashion-MNIST's test file; the result is a function
+of the options and ``--seed``::
 
     python tools/dataset_converters/fashion_mnist_canvases.py \
         --src data/fashion_mnist --out data/fashion_mnist_canvas
@@ -16,7 +18,9 @@ from dataclasses import fields
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmrm.datasets import CanvasOptions, FashionMNISTMissing, write_canvas_dataset  # noqa: E402
 
-HELP = dict(train_num='train canvases', val_num='val canvases', size='canvas side (pixels)',
+HELP = dict(train_num='train canvases', val_num='val canvases',
+            test_num='test canvases (default: as many as val canvases)',
+            size='canvas side (pixels)',
             min_items='fewest items per canvas', max_items='most items per canvas',
             min_scale='smallest item scale (of 28 px)', max_scale='largest item scale',
             max_overlap='largest share of an item another may cover',
@@ -30,6 +34,10 @@ def parse_args(argv=None):
                         help='Fashion-MNIST IDX files (what `make data` writes)')
     parser.add_argument('--out', default='data/fashion_mnist_canvas', help='output folder')
     for f in fields(CanvasOptions):
+        if f.default is None:  # test_num: an int, None meaning as many as val_num
+            parser.add_argument('--' + f.name.replace('_', '-'), type=int, default=None,
+                                help=HELP[f.name])
+            continue
         parser.add_argument('--' + f.name.replace('_', '-'), type=type(f.default),
                             default=f.default, help=f'{HELP[f.name]} (default {f.default})')
     return parser.parse_args(argv)

@@ -12,9 +12,9 @@ model = dict(
 
 train_dataloader = dict(batch_size=8, dataset={{_base_.canvas_det_train_dataset}})
 val_dataloader = dict(batch_size=8, dataset={{_base_.canvas_det_val_dataset}})
-test_dataloader = val_dataloader
+test_dataloader = dict(batch_size=8, dataset={{_base_.canvas_det_test_dataset}})
 val_evaluator = {{_base_.canvas_det_val_evaluator}}
-test_evaluator = val_evaluator
+test_evaluator = {{_base_.canvas_det_test_evaluator}}
 
 train_cfg = dict(max_epochs={{_base_.canvas_det_epochs}}, val_interval={{_base_.canvas_det_epochs}})
 param_scheduler = {{_base_.canvas_det_param_scheduler}}

@@ -1,8 +1,9 @@
 # PSPNet (paper Table 9) on the Fashion-MNIST canvases, offline:
 # ../mmseg/pspnet_r50-d8_8xb2-80k_ade20k-512x512.py with what the data forces changed
-# (_base_/canvas.py): dataset (background + 10 classes), image scale (96 px crops), schedule, and
-# the widths of the network pretrained on Fashion-MNIST (its stride-8 last stage takes the place
-# of the dilated ResNet-50's).
+# (_base_/canvas.py): dataset (background + 10 classes), image scale (64 px canvases and crops),
+# schedule, the evaluator (IoUMetric with each class's IoU beside its means), and the widths of
+# the network pretrained on Fashion-MNIST (its stride-8 last stage takes the place of the dilated
+# ResNet-50's).
 _base_ = ['../mmseg/pspnet_r50-d8_8xb2-80k_ade20k-512x512.py', './_base_/canvas.py']
 
 model = dict(
@@ -13,7 +14,10 @@ model = dict(
 
 train_dataloader = dict(batch_size=8, num_workers=2, dataset={{_base_.canvas_seg_train_dataset}})
 val_dataloader = dict(batch_size=8, num_workers=2, dataset={{_base_.canvas_seg_val_dataset}})
-test_dataloader = val_dataloader
+test_dataloader = dict(batch_size=8, num_workers=2, dataset={{_base_.canvas_seg_test_dataset}})
+val_evaluator = {{_base_.canvas_seg_evaluator}}
+test_evaluator = {{_base_.canvas_seg_evaluator}}
+custom_imports = {{_base_.canvas_seg_imports}}
 
 train_cfg = dict(max_iters={{_base_.canvas_seg_iters}}, val_interval={{_base_.canvas_seg_iters}})
 param_scheduler = {{_base_.canvas_seg_param_scheduler}}

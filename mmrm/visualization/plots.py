@@ -90,9 +90,9 @@ def plot_comparison(rows: Sequence[dict], path: str, dpi: int = 90) -> dict:
     axes[0].barh(y, means, xerr=half, color=colors, alpha=0.75, capsize=3)
     for i, r in enumerate(rows):
         axes[0].scatter(r['test_last'], [i] * len(r['test_last']), color='black', s=6, zorder=3)
-    lo = min(min(r['test_last']) for r in rows)
-    hi = max(max(r['test_last']) for r in rows)
-    axes[0].set_xlim(max(0., lo - 0.3 * (hi - lo) - 0.2), hi + 0.1 * (hi - lo) + 0.2)
+    lo = min(min(min(r['test_last']), m - h) for r, m, h in zip(rows, means, half))
+    hi = max(max(max(r['test_last']), m + h) for r, m, h in zip(rows, means, half))
+    axes[0].set_xlim(max(0., lo - 0.1 * (hi - lo)), hi + 0.05 * (hi - lo))
     axes[0].set_xlabel('Fashion-MNIST test err. (%), 95 % CI')
     for ax, table in zip(axes[1:], ('Table 1', 'Table 6')):
         vals = [r['paper'].get(table) for r in rows]

@@ -5,6 +5,8 @@ compare_fashion_mnist.py``, issue #25):
   val interval, best-on-val checkpoint) and each regime is a whole number of val intervals;
 * the paired interval against a hand computation (Student t, 2 degrees of freedom);
 * rows, table, selection from records with known accuracies;
+* the README's table and regime selection are the tool's output on the committed records, whose
+  keys are today's configs and options;
 * end to end on tiny Fashion-MNIST files: the tool trains two methods, scores the last and the
   best-on-val checkpoints on the test split (equal to a Runner.test of those checkpoints),
   exports the records; a second call trains nothing; ``--report`` rebuilds the same table
@@ -22,7 +24,8 @@ from PIL import Image
 
 from mmrm.analysis import compare
 from mmrm.analysis.compare import (METHODS, REGIMES, format_selection, format_table,
-                                   paired_interval, regime_options, summarise)
+                                   load_records, paired_interval, regime_options, summarise)
+from mmrm.analysis.runs import config_digest
 from tests.utils import REPO_ROOT, load_tool, write_fashion_mnist
 
 
@@ -176,3 +179,24 @@ def _accuracy_by_hand(folder, checkpoint, data_root):
     with torch.no_grad():
         logits = model(x, mode='tensor')
     return float((logits.argmax(1) == labels).float().mean() * 100)
+
+
+def test_readme_table_is_the_committed_records():
+    """The README's offline Tables 1 / 6 and its regime selection are what the tool makes of the
+    committed records (``results/fashion_mnist``), and every record's key is the key the tool
+    would give that run today (same resolved config, regime options and seed)."""
+    root = REPO_ROOT / 'results' / 'fashion_mnist'
+    folder = root / compare.DEFAULT_REGIME
+    records = load_records(str(folder))
+    assert len(records) == len(METHODS) * 3
+    table = format_table(summarise(records))
+    assert (folder / 'table.md').read_text() == table + '\n'
+    readme = (REPO_ROOT / 'README.md').read_text()
+    assert table in readme
+    assert format_selection({r: load_records(str(root / r)) for r in REGIMES}) in readme
+    options = regime_options(REGIMES[compare.DEFAULT_REGIME])
+    for r in records:
+        method = next(m for m in METHODS if m['name'] == r['result']['method'])
+        key = r['key']
+        assert key['config'] == config_digest(str(REPO_ROOT / method['config'])), method
+        assert key['cfg_options'] == options and key['seed'] == r['result']['seed']

@@ -218,8 +218,7 @@ def summarise(records: Sequence[Dict], methods: Sequence[str] = METHOD_NAMES,
                    best_epochs=[x['best_epoch'] for x in res],
                    minutes=statistics.mean(by[name][s]['wall_s'] for s in seeds) / 60)
         for k in ('test_last', 'test_best', 'val_best'):
-            row[k + '_mean'] = statistics.mean(row[k])
-            row[k + '_std'] = statistics.stdev(row[k]) if len(row[k]) > 1 else 0.
+            row[k + '_mean'], row[k + '_std'] = mean_std(row[k])
         shared = [s for s in seeds if s in ref]
         row['vs_ref'] = None if name == reference else paired_interval(
             [100. - by[name][s]['result']['test_last'] for s in shared],

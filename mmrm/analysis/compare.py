@@ -14,14 +14,13 @@ difference from RM (same seeds) with its 95 % Student-t interval, beside the pap
 """
 import functools
 import json
-import math
 import os
 import os.path as osp
 import statistics
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from .runs import REPO_ROOT, Run, RunKey, config_digest, files_digest, mean_std
+from .runs import REPO_ROOT, Run, RunKey, config_digest, files_digest, mean_std, paired_t
 
 __all__ = [
     'Method', 'METHODS', 'REGIMES', 'DEFAULT_REGIME', 'regime_options', 'comparison_runs',
@@ -141,20 +140,12 @@ def comparison_runs(root: str, regime: str, methods: Sequence[str], seeds: Seque
 # ------------------------------------------------------------------------------------------
 # statistics and the table
 # ------------------------------------------------------------------------------------------
-def _t975(dof: int) -> float:
-    from scipy import stats
-    return float(stats.t.ppf(0.975, dof))
-
-
 def paired_interval(a: Sequence[float], b: Sequence[float]) -> Optional[tuple]:
     """Mean of ``a - b`` over paired values and its 95 % Student-t interval ``(mean, lo, hi)``
-    (None with fewer than 2 pairs)."""
-    diffs = [x - y for x, y in zip(a, b)]
-    if len(diffs) < 2:
+    (:func:`mmrm.analysis.runs.paired_t`; None with fewer than 2 pairs)."""
+    if len(list(zip(a, b))) < 2:
         return None
-    mean = statistics.mean(diffs)
-    half = _t975(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
+    return paired_t(a, b)[:3]
 
 
 def load_records(folder: str) -> List[Dict]:

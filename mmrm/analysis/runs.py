@@ -39,7 +39,7 @@ from mmrm.utils.machine import cpu_model
 __all__ = [
     'REPO_ROOT', 'KEY_FIELDS', 'RunKey', 'Run', 'RunContext', 'Launcher', 'LAUNCHERS',
     'config_digest', 'file_sha256', 'files_digest', 'read_json', 'write_json_atomic',
-    'library_versions', 'git_commit', 'tool_env', 'fmt_time', 'mean_std', 'add_launcher_args',
+    'library_versions', 'git_commit', 'tool_env', 'fmt_time', 'mean_std', 'paired_t', 'add_launcher_args',
     'slurm_parameters', 'launcher_from_args'
 ]
 
@@ -201,6 +201,23 @@ def mean_std(values: Sequence[float]) -> tuple:
     """``(mean, sample std)`` of ``values``; the std of one value is 0."""
     values = list(values)
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.
+
+
+def paired_t(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple:
+    """``(mean, low, high, pvalue)`` of ``a - b`` over paired values: the paired t interval of
+    ``scipy.stats.ttest_rel(a, b).confidence_interval(confidence)`` (mean difference
+    ± t(n - 1) x sd / sqrt(n)). ``low``, ``high``, ``pvalue`` are None for fewer than 2 pairs;
+    with no spread in the differences t is undefined and the interval is the point."""
+    diffs = [x - y for x, y in zip(a, b)]
+    mean = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return mean, None, None, None
+    if max(diffs) == min(diffs):
+        return mean, mean, mean, 0. if diffs[0] else 1.
+    from scipy import stats
+    test = stats.ttest_rel(a, b)
+    ci = test.confidence_interval(confidence)
+    return mean, float(ci.low), float(ci.high), float(test.pvalue)
 
 
 # ------------------------------------------------------------------------------------------

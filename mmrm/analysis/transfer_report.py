@@ -26,7 +26,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .runs import REPO_ROOT, fmt_time, mean_std
+from .runs import REPO_ROOT, fmt_time, mean_std, paired_t
 
 __all__ = ['DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'METHOD_ORDER',
            'COMPARISONS', 'OBJECT_MIOU', 'load_models', 'object_miou', 'derived_metrics',
@@ -161,8 +161,6 @@ def paired_difference(results: Sequence[Dict], model: str, column: str, method: 
     Returns ``dict(n, mean, low, high, pvalue)`` rounded to 2 decimals (pvalue 4), ``low`` /
     ``high`` / ``pvalue`` None for fewer than 2 pairs; None if no pair.
     """
-    from scipy import stats
-
     def by_pair(m):
         return {_pair(r): r['scores'][column] for r in results
                 if r['model'] == model and r['method'] == m and column in r['scores']}
@@ -170,20 +168,11 @@ def paired_difference(results: Sequence[Dict], model: str, column: str, method: 
     keys = sorted(set(a) & set(b))
     if not keys:
         return None
-    xa, xb = [a[k] for k in keys], [b[k] for k in keys]
-    diffs = [x - y for x, y in zip(xa, xb)]
-    out = dict(n=len(keys), mean=round(statistics.mean(diffs), 2), low=None, high=None,
-               pvalue=None)
-    if len(keys) < 2:
-        return out
-    if max(diffs) == min(diffs):  # no spread: t is undefined, the interval is the point
-        out.update(low=out['mean'], high=out['mean'], pvalue=0. if diffs[0] else 1.)
-        return out
-    test = stats.ttest_rel(xa, xb)
-    ci = test.confidence_interval(confidence)
-    out.update(low=round(float(ci.low), 2), high=round(float(ci.high), 2),
-               pvalue=round(float(test.pvalue), 4))
-    return out
+    mean, low, high, pvalue = paired_t([a[k] for k in keys], [b[k] for k in keys], confidence)
+    return dict(n=len(keys), mean=round(mean, 2),
+                low=None if low is None else round(low, 2),
+                high=None if high is None else round(high, 2),
+                pvalue=None if pvalue is None else round(pvalue, 4))
 
 
 # ------------------------------------------------------------------------------------------

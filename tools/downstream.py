@@ -9,6 +9,9 @@ RM - baseline with 95 % intervals); the val-canvas scores are kept in the record
     python tools/downstream.py --methods baseline rm --models atss pspnet --seeds 0 1 2 \
         --pretrain-seeds 0 1
     python tools/downstream.py --methods scratch-long --models atss gfl pspnet upernet
+    python tools/downstream.py --seeds 0 1 2 3 --pretrain-seeds 0 1 --pairing cycle
+    python tools/downstream.py --methods rm --models upernet --seeds 0 1 2 --split val \
+        --seg-options optim_wrapper.optimizer.lr=3e-4    # a choice, made on the val canvases
     python tools/downstream.py --pretrained rm=work_dirs/demo/epoch_4.pth
     python tools/downstream.py --export results/transfer    # the records behind the table
     python tools/downstream.py --report results/transfer    # the table from those records alone
@@ -29,8 +32,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmrm.analysis.runs import add_launcher_args, slurm_parameters  # noqa: E402
-from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, TransferChain, check_choices,  # noqa
-                                    pretrain_configs)
+from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, PAIRINGS, TransferChain,  # noqa
+                                    check_choices, pretrain_configs)
 from mmrm.datasets import (CanvasOptions, FashionMNISTMissing, canvas_dataset_ready,  # noqa
                            write_canvas_dataset)
 
@@ -49,8 +52,16 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', nargs='+', type=int, default=[0],
                         help='fine-tuning seeds (default: 0)')
     parser.add_argument('--pretrain-seeds', '--pretrain-seed', nargs='+', type=int, default=[0],
-                        help='seeds of the pretraining runs; every fine-tuning seed runs from '
-                        'each (default: 0)')
+                        help='seeds of the pretraining runs (default: 0); --pairing says '
+                        'which fine-tuning seeds run from which')
+    parser.add_argument('--pairing', choices=PAIRINGS, default='cross',
+                        help='which fine-tuning seeds run from which pretraining seed: cross '
+                        '(each from each, the default) or cycle (the i-th fine-tuning seed '
+                        'from the (i mod P)-th of the P pretraining seeds)')
+    parser.add_argument('--split', choices=('test', 'val'), default='test',
+                        help='the canvases whose scores are shown: test (the reported table, '
+                        'default) or val (for choices of lr / schedule: the val table, no '
+                        'test score shown)')
     parser.add_argument('--pretrained', nargs='+', default=[], metavar='METHOD=CKPT',
                         help='reuse a finished Fashion-MNIST pretraining, e.g. '
                         'rm=work_dirs/demo/epoch_4.pth')
@@ -87,6 +98,9 @@ def parse_args(argv=None):
     args.pretrained = pretrained
     if args.export and args.report:
         parser.error('--export and --report: one at a time')
+    if args.split == 'val' and (args.export or isinstance(args.report, str)):
+        parser.error('--split val: the published records (--export / --report DIR) make the '
+                     'test table only')
     try:
         check_choices(args.methods, args.models, pretrained)
     except (ValueError, FileNotFoundError) as exc:
@@ -114,6 +128,7 @@ def main(argv=None):
     chain = TransferChain(args.work_dir, args.methods, args.models, args.seeds,
                           data_root=args.data_root, fashion_mnist=args.fashion_mnist,
                           pretrained=args.pretrained, pretrain_seeds=args.pretrain_seeds,
+                          pairing=args.pairing, split=args.split,
                           threads=args.threads, jobs=args.jobs,
                           pretrain_options=args.pretrain_options,
                           finetune_options=dict(det=args.finetune_options + args.det_options,

@@ -49,13 +49,13 @@ from mmrm.utils.machine import cpu_model
 from .runs import (REPO_ROOT, Launcher, Run, RunContext, RunKey, config_digest, file_sha256,
                    files_digest, git_commit, write_json_atomic)
 from .transfer_report import (COMPARISONS, DOWNSTREAM_MODELS, PAPER_METHODS,
-                              DownstreamModel, derived_metrics, markdown_table,
+                              DownstreamModel, derived_metrics, markdown_table, on_split,
                               paired_difference, summarize)
 from .work_dirs import best_checkpoint, best_metric
 
 __all__ = [
-    'DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'SCRATCH_METHODS',
-    'pretrain_configs', 'long_schedule_options', 'TransferChain', 'report_records',
+    'DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'SCRATCH_METHODS', 'PAIRINGS',
+    'pretrain_configs', 'seg_scratch_options', 'long_schedule_options', 'TransferChain', 'report_records',
     'run_result', 'summarize', 'markdown_table', 'cpu_model', 'REPO_ROOT'
 ]
 
@@ -74,6 +74,16 @@ SCRATCH_METHODS = ('scratch', 'scratch-long')
 SCRATCH_OPTIONS = ('model.backbone.init_cfg._delete_=True', 'model.backbone.init_cfg.type=Kaiming',
                    'model.backbone.init_cfg.layer=Conv2d', 'model.backbone.frozen_stages=-1',
                    'model.backbone.norm_eval=False')
+#: a scratch segmentor: the segmentors' recipe (canvas.py) gives the random heads
+#: ``canvas_seg_head_lr_mult`` times the lr of the pretrained backbone, so as not to scramble
+#: what it was pretrained to know; a random backbone has nothing to keep and learns at the
+#: heads' lr (no multiplier: one lr, the heads', for every parameter)
+SEG_SCRATCH_OPTIONS = ('optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult=1.0', )
+#: how fine-tuning seeds meet pretraining seeds: ``cross``, every fine-tuning seed from every
+#: pretraining seed; ``cycle``, fine-tuning seed number i from pretraining seed number
+#: i mod (number of pretraining seeds): seeds 0 1 2 3 from pretrainings 0 1 0 1, so each cell's
+#: runs span both sources of variation at half the cost of crossing them
+PAIRINGS = ('cross', 'cycle')
 #: scratch-long: this many times the fine-tuning schedule (DESIGN.md §6: a baseline is not
 #: handicapped by a schedule made for the pretrained runs)
 LONG_FACTOR = 3
@@ -167,6 +177,15 @@ def long_schedule_options(config: str, options: Sequence[str] = (),
             text = f'[{",".join(map(str, scaled))}]' if isinstance(scaled, list) else scaled
             out.append(f'param_scheduler{"" if single else f".{i}"}.{key}={text}')
     return out
+
+
+def seg_scratch_options(config: str) -> List[str]:
+    """The ``--cfg-options`` that give a scratch segmentor one lr, its heads', everywhere:
+    :data:`SEG_SCRATCH_OPTIONS` and the optimiser's lr times ``canvas_seg_head_lr_mult``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    lr = round(cfg.optim_wrapper.optimizer.lr * cfg.canvas_seg_head_lr_mult, 12)
+    return [*SEG_SCRATCH_OPTIONS, f'optim_wrapper.optimizer.lr={lr!r}']
 
 
 def _tool(name: str) -> str:
@@ -329,8 +348,15 @@ class TransferChain:
         pretrained: ``{method: checkpoint}`` of finished pretrainings to use instead of
             pretraining those methods (their sha256 is part of the runs' keys; one checkpoint:
             no pretraining seed, ``pretrain_seed`` None in the records).
-        pretrain_seeds: seeds of the pretraining runs (an int: one); each fine-tuning seed runs
-            from each of them. The scratch methods have none.
+        pretrain_seeds: seeds of the pretraining runs (an int: one). The scratch methods have
+            none.
+        pairing: which fine-tuning seeds run from which pretraining seed (:data:`PAIRINGS`):
+            ``cross`` (each from each) or ``cycle`` (the i-th fine-tuning seed from the
+            (i mod P)-th of the P pretraining seeds).
+        split: the canvases whose scores the progress lines and the printed table show:
+            ``test`` (the reported table, ``results.md``) or ``val`` (for choices: the table
+            of the val scores, ``results_val.md``; no test score is shown). The records and
+            ``results.json`` hold both.
         threads: torch threads of each fine-tuning; jobs: fine-tunings run at once (a
             pretraining runs alone with ``threads * jobs`` threads).
         pretrain_options: extra ``--cfg-options`` of the pretraining runs.
@@ -350,6 +376,8 @@ class TransferChain:
                  fashion_mnist: str = 'data/fashion_mnist',
                  pretrained: Optional[Dict[str, str]] = None,
                  pretrain_seeds: Union[int, Sequence[int]] = (0, ),
+                 pairing: str = 'cross',
+                 split: str = 'test',
                  threads: int = 2,
                  jobs: int = 1,
                  pretrain_options: Sequence[str] = (),
@@ -369,6 +397,12 @@ class TransferChain:
         if not self.pretrain_seeds or len(set(self.pretrain_seeds)) != len(self.pretrain_seeds):
             raise ValueError(f'pretrain_seeds must be distinct and not empty, got '
                              f'{self.pretrain_seeds}')
+        if pairing not in PAIRINGS:
+            raise ValueError(f'pairing must be one of {", ".join(PAIRINGS)}, got {pairing!r}')
+        self.pairing = pairing
+        if split not in ('test', 'val'):
+            raise ValueError(f'split must be test or val, got {split!r}')
+        self.split = split
         self.threads, self.jobs = threads, jobs
         self.pretrain_options = list(pretrain_options)
         if isinstance(finetune_options, dict):
@@ -398,6 +432,14 @@ class TransferChain:
         if method in SCRATCH_METHODS or method in self.pretrained:
             return [None]
         return list(self.pretrain_seeds)
+
+    def pairs_of(self, method: str) -> List[Tuple[Optional[int], int]]:
+        """``(pretraining seed, fine-tuning seed)`` of every fine-tuning of ``method``, in
+        fine-tuning seed order (see ``pairing``)."""
+        pre = self.seeds_of(method)
+        if self.pairing == 'cycle':
+            return [(pre[i % len(pre)], s) for i, s in enumerate(self.seeds)]
+        return [(p, s) for s in self.seeds for p in pre]
 
     def pretrain_run(self, method: str, seed: Optional[int] = None) -> Run:
         """The pretraining of ``method`` with ``seed`` (default: the first pretraining seed),
@@ -451,7 +493,10 @@ class TransferChain:
         user = self.finetune_options[model.task]
         if method not in SCRATCH_METHODS:
             return list(user)
-        options = [*SCRATCH_OPTIONS, *user]
+        options = list(SCRATCH_OPTIONS)
+        if model.task == 'seg':
+            options += seg_scratch_options(osp.join(REPO_ROOT, model.config))
+        options += user
         if method == 'scratch-long':
             options += long_schedule_options(osp.join(REPO_ROOT, model.config), options)
         return options
@@ -544,15 +589,20 @@ class TransferChain:
         """``(method, pretraining seed)`` of every pretraining (or conversion) the chain needs;
         a given checkpoint has seed None."""
         return [(m, p) for m in self.methods if m not in SCRATCH_METHODS
-                for p in self.seeds_of(m)]
+                for p in self._used_seeds(m)]
+
+    def _used_seeds(self, method: str) -> List[Optional[int]]:
+        """The pretraining seeds of ``method`` that some fine-tuning runs from."""
+        used = {p for p, _ in self.pairs_of(method)}
+        return [p for p in self.seeds_of(method) if p in used]
 
     def _finetune_runs(self, backbones: Dict[Tuple[str, Optional[int]], Optional[str]]
                        ) -> List[Run]:
         # longest runs first, so that parallel jobs end together
         by_cost = sorted(self.models, key=lambda m: -DOWNSTREAM_MODELS[m].minutes)
         return [self.finetune_run(model, method, seed, backbones[(method, p)], p)
-                for seed in self.seeds for method in self.methods for p in self.seeds_of(method)
-                for model in by_cost]
+                for seed in self.seeds for method in self.methods
+                for p, s in self.pairs_of(method) if s == seed for model in by_cost]
 
     @staticmethod
     def _pretrain_entry(record: Dict) -> Dict:
@@ -574,7 +624,8 @@ class TransferChain:
             pretrain_records[_pretrain_label(method, p)] = self._pretrain_entry(record)
 
         def describe(record: Dict) -> str:
-            return ', '.join(f'{k} {v:.2f}' for k, v in record['result']['scores'].items())
+            scores = record['result']['scores' if self.split == 'test' else 'val_scores']
+            return ', '.join(f'{self.split} {k} {v:.2f}' for k, v in scores.items())
         records = self.launcher.run(self._finetune_runs(backbones), describe=describe)
         results = [self._result(r) for r in records]
         return self._write(results, pretrain_records, wall_s=time.time() - chain_start)
@@ -584,7 +635,7 @@ class TransferChain:
         ``({label: pretraining record}, [(run, fine-tuning record)], missing names)``."""
         pretrain, backbones, missing = {}, {}, []
         for method in self.methods:
-            for p in self.seeds_of(method):
+            for p in self._used_seeds(method):
                 if method in SCRATCH_METHODS:
                     backbones[(method, p)] = None
                     continue
@@ -598,7 +649,7 @@ class TransferChain:
         finetunes = []
         for seed in self.seeds:
             for method in self.methods:
-                for p in self.seeds_of(method):
+                for p in [p for p, s in self.pairs_of(method) if s == seed]:
                     for model in self.models:
                         if (method, p) not in backbones:
                             missing.append(f'{model} {method}' + (
@@ -655,7 +706,8 @@ class TransferChain:
 
     def _write(self, results: List[Dict], pretrain_records: Dict,
                wall_s: Optional[float]) -> Dict:
-        """Write ``results.json`` and ``results.md`` (atomically) and print the table."""
+        """Write ``results.json`` and the table of :attr:`split` (``results.md`` /
+        ``results_val.md``; atomically) and print that table."""
         summary = summarize(results)
         out = dict(
             meta=dict(cpu=cpu_model(), threads=self.threads, jobs=self.jobs,
@@ -668,8 +720,9 @@ class TransferChain:
             differences=_differences(results))
         os.makedirs(self.work_dir, exist_ok=True)
         write_json_atomic(osp.join(self.work_dir, 'results.json'), out)
-        table = markdown_table(dict(runs=results))
-        _write_text(osp.join(self.work_dir, 'results.md'), table)
+        table = markdown_table(dict(runs=results), split=self.split)
+        _write_text(osp.join(self.work_dir, 'results.md' if self.split == 'test'
+                             else 'results_val.md'), table)
         self.log('\n' + table)
         self.log(f'metrics of every run: {osp.join(self.work_dir, "results.json")}')
         return out

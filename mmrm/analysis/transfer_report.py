@@ -30,7 +30,7 @@ from .runs import REPO_ROOT, fmt_time, mean_std, paired_t
 
 __all__ = ['DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'METHOD_ORDER',
            'COMPARISONS', 'OBJECT_MIOU', 'load_models', 'object_miou', 'derived_metrics',
-           'summarize', 'paired_difference', 'markdown_table']
+           'summarize', 'paired_difference', 'on_split', 'markdown_table']
 
 MODELS_FILE = 'configs/downstream/fashion_mnist/models.json'
 PAPER_METHODS = ('baseline', 'cutmix', 'rm')
@@ -187,18 +187,37 @@ def _values(runs: Sequence[Dict], field: str) -> str:
     return ', '.join(values) if values else '?'
 
 
-def markdown_table(out: Dict) -> str:
+def on_split(results: Sequence[Dict], split: str) -> List[Dict]:
+    """``results`` with the scores of ``split``: 'test' (the table's, as they are) or 'val'
+    (each run's ``val_scores`` in place of its ``scores``, for choices made with this module's
+    statistics; a val table is never the reported one)."""
+    if split not in ('test', 'val'):
+        raise ValueError(f'split must be test or val, got {split!r}')
+    if split == 'test':
+        return list(results)
+    missing = [f'{r["model"]} {r["method"]} seed {r["seed"]}' for r in results
+               if not r.get('val_scores')]
+    if missing:
+        raise RuntimeError(f'no val scores in the records of {", ".join(missing)}')
+    return [dict(r, scores=r['val_scores']) for r in results]
+
+
+def markdown_table(out: Dict, split: str = 'test') -> str:
     """The transfer table from ``out['runs']`` (fine-tuning results) alone: one row per
     pretraining method, one column per model metric (test canvases: mean ± sample std (runs)),
     the paired differences RM − CutMix and RM − baseline with their 95 % intervals, the
-    fine-tuning time per model and the paper's numbers."""
-    runs = sorted(out['runs'], key=lambda r: (r['model'], r['method'], _pair(r)))
+    fine-tuning time per model and the paper's numbers. ``split='val'``: the same of the val
+    canvases' scores (:func:`on_split`), headed as such."""
+    runs = sorted(on_split(out['runs'], split),
+                  key=lambda r: (r['model'], r['method'], _pair(r)))
     summary = summarize(runs)
     models = [m for m in DOWNSTREAM_MODELS if m in summary]
     methods = _methods(runs)
     columns = [(m, c) for m in models for c, _, _ in DOWNSTREAM_MODELS[m].metrics]
     head = [f'{DOWNSTREAM_MODELS[m].title} {c}' for m, c in columns]
-    lines = ['Test canvases, mean ± sample std (runs):', '',
+    title = ('Test canvases, mean ± sample std (runs):' if split == 'test' else
+             'VAL canvases (for choices; never the reported table), mean ± sample std (runs):')
+    lines = [title, '',
              '| pretraining | ' + ' | '.join(head) + ' |',
              '| --- | ' + ' | '.join('---' for _ in head) + ' |']
     for method in methods:
@@ -230,8 +249,9 @@ def markdown_table(out: Dict) -> str:
     pre = sorted({r['pretrain_seed'] for r in runs if r.get('pretrain_seed') is not None})
     lines += ['', f'Fine-tuning seeds: {_values(runs, "seed")}; pretraining seeds: '
               f'{", ".join(map(str, pre)) if pre else "none"}. Segmentation mIoU: over the 10 '
-              'object classes (background left out); mmseg\'s 11-class mIoU beside it. Every '
-              'number is a test-canvas score; the val scores are in the run records. '
+              'object classes (background left out); mmseg\'s 11-class mIoU beside it. ' + (
+                  'Every number is a test-canvas score; the val scores are in the run records. '
+                  if split == 'test' else 'Every number is a val-canvas score. ') +
               f'CPU: {_values(runs, "cpu")}; {_values(runs, "threads")} torch thread(s) per '
               f'run, {_values(runs, "jobs")} run(s) at a time.', '',
               '| model | ' + ' | '.join(DOWNSTREAM_MODELS[m].title for m in models) + ' |',

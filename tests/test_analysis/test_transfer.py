@@ -215,6 +215,12 @@ def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch):
                           text=True, env=env)
     assert proc.returncode == 2 and 'allowed: atss, gfl, mask-rcnn, htc, pspnet, upernet' in \
         proc.stderr
+    for argv, said in ((['--pairing', 'zip'], "argument --pairing: invalid choice: 'zip'"),
+                       (['--split', 'val', '--export', str(tmp_path / 'r')],
+                        'the published records (--export / --report DIR) make the test table')):
+        proc = subprocess.run([sys.executable, TOOL, *argv], capture_output=True, text=True,
+                              env=env)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
 
 
 def test_summary_and_table_are_the_mean_and_sample_std_over_seeds():
@@ -258,6 +264,45 @@ def test_paired_differences_match_seeds_and_give_the_paired_t_interval():
     assert paired_difference(runs, 'gfl', 'box AP', 'rm', 'baseline') is None
     one = paired_difference(runs[:1] + runs[5:6], 'gfl', 'box AP', 'rm', 'cutmix')
     assert one == dict(n=1, mean=1.0, low=None, high=None, pvalue=None)
+
+
+def test_val_table_shows_the_val_scores_only():
+    """--split val (choices): every cell is a val score, no test score appears; a record
+    without val scores is refused by name."""
+    runs = [dict(model='atss', method='rm', seed=s, pretrain_seed=0, scores={'box AP': 50. + s},
+                 val_scores={'box AP': 20. + s}, train_s=1., test_s=1.) for s in range(3)]
+    val = markdown_table(dict(runs=runs), split='val')
+    assert val.startswith('VAL canvases') and '| rm | 21.00 ± 1.00 (3) |' in val
+    assert '51.00' not in val and 'Every number is a val-canvas score.' in val
+    test = markdown_table(dict(runs=runs))
+    assert test.startswith('Test canvases') and '| rm | 51.00 ± 1.00 (3) |' in test
+    with pytest.raises(RuntimeError, match='atss rm seed 1'):
+        markdown_table(dict(runs=[runs[0], dict(runs[1], val_scores={})]), split='val')
+    with pytest.raises(ValueError, match='test or val'):
+        markdown_table(dict(runs=runs), split='train')
+
+
+@pytest.mark.parametrize('pairing,expected', [
+    ('cross', [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]),
+    ('cycle', [(0, 0), (1, 1), (0, 2)])])
+def test_pairing_says_which_finetuning_seeds_run_from_which_pretraining(toy, pairing,
+                                                                          expected):
+    c, _ = chain(toy, methods=['scratch', 'rm'], models=['atss'], seeds=[0, 1, 2],
+                 pretrain_seeds=[0, 1], pairing=pairing)
+    assert c.pairs_of('rm') == expected
+    assert c.pairs_of('scratch') == [(None, 0), (None, 1), (None, 2)]
+    backbones = {('scratch', None): None, ('rm', 0): __file__, ('rm', 1): __file__}
+    runs = c._finetune_runs(backbones)
+    assert [r.name for r in runs] == [
+        f'atss {m}' + ('' if p is None else f' pre {p}') + f' seed {s}'
+        for seed in (0, 1, 2) for m in ('scratch', 'rm')
+        for p, s in c.pairs_of(m) if s == seed]
+    # cycle with one fine-tuning seed needs the first pretraining only
+    one, _ = chain(toy, methods=['rm'], models=['atss'], seeds=[5], pretrain_seeds=[0, 1],
+                   pairing='cycle')
+    assert one._pretrainings() == [('rm', 0)]
+    with pytest.raises(ValueError, match='pairing must be one of cross, cycle'):
+        chain(toy, pairing='zip')
 
 
 def test_object_miou_leaves_the_background_out():
@@ -331,9 +376,16 @@ def test_scratch_long_triples_the_schedule(tmp_path):
     for model in ('pspnet', 'upernet'):
         long = resolved(model, 'scratch-long')
         assert long.train_cfg.max_iters == long.train_cfg.val_interval == 3000
-        (poly, ) = long.param_scheduler
-        assert (poly.type, poly.end, poly.power) == ('PolyLR', 3000, 0.9)
+        warm, poly = long.param_scheduler  # in the loop's unit (iterations): both scaled
+        assert (warm.type, warm.begin, warm.end) == ('LinearLR', 0, 300)
+        assert (poly.type, poly.begin, poly.end, poly.power) == ('PolyLR', 300, 3000, 0.9)
         assert long.default_hooks.checkpoint.interval == 3000
+        # no pretraining to keep: one lr, the heads' (1e-4 x 100), for every parameter
+        assert long.optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult == 1.
+        assert long.optim_wrapper.optimizer.lr == pytest.approx(1e-2)
+        short = resolved(model, 'scratch')
+        assert short.optim_wrapper.optimizer.lr == pytest.approx(1e-2)
+        assert resolved(model, 'rm').optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult == 100.
     # the user's schedule is what is tripled (the toy options of the tests)
     toy = TransferChain(str(tmp_path), methods=['scratch-long'], models=['atss', 'pspnet'],
                         seeds=[0], finetune_options=FINETUNE_OPTIONS, launcher='inline')

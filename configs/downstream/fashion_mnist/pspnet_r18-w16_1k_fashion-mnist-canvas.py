@@ -21,7 +21,8 @@ custom_imports = {{_base_.canvas_seg_imports}}
 
 train_cfg = dict(max_iters={{_base_.canvas_seg_iters}}, val_interval={{_base_.canvas_seg_iters}})
 param_scheduler = {{_base_.canvas_seg_param_scheduler}}
-optim_wrapper = dict(optimizer=dict(lr={{_base_.canvas_seg_lr}}))
+optim_wrapper = dict(
+    optimizer=dict(lr={{_base_.canvas_seg_lr}}), paramwise_cfg={{_base_.canvas_seg_paramwise_cfg}})
 default_hooks = dict(
     checkpoint=dict(interval={{_base_.canvas_seg_iters}}, max_keep_ckpts=1),
     logger=dict(interval=25))

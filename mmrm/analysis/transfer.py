@@ -49,14 +49,14 @@ from mmrm.utils.machine import cpu_model
 from .runs import (REPO_ROOT, Launcher, Run, RunContext, RunKey, config_digest, file_sha256,
                    files_digest, git_commit, write_json_atomic)
 from .transfer_report import (COMPARISONS, DOWNSTREAM_MODELS, PAPER_METHODS,
-                              DownstreamModel, derived_metrics, markdown_table, on_split,
+                              DownstreamModel, derived_metrics, markdown_table,
                               paired_difference, summarize)
 from .work_dirs import best_checkpoint, best_metric
 
 __all__ = [
     'DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'SCRATCH_METHODS', 'PAIRINGS',
-    'pretrain_configs', 'seg_scratch_options', 'long_schedule_options', 'TransferChain', 'report_records',
-    'run_result', 'summarize', 'markdown_table', 'cpu_model', 'REPO_ROOT'
+    'pretrain_configs', 'seg_scratch_options', 'long_schedule_options', 'TransferChain',
+    'report_records', 'run_result', 'summarize', 'markdown_table', 'cpu_model', 'REPO_ROOT'
 ]
 
 FASHION_MNIST_PREFIX = 'configs/rm/resnet18-w16_1xb128_fashion-mnist'
@@ -714,7 +714,7 @@ class TransferChain:
                       python=platform.python_version(), date=time.strftime('%Y-%m-%d'),
                       commit=git_commit(), data_root=self.data_root,
                       canvas=_canvas_meta(self.data_root), seeds=self.seeds,
-                      pretrain_seeds=self.pretrain_seeds, split='test',
+                      pretrain_seeds=self.pretrain_seeds, pairing=self.pairing, split='test',
                       wall_s=None if wall_s is None else round(wall_s, 1)),
             pretrain=pretrain_records, runs=results, summary=summary,
             differences=_differences(results))

@@ -32,6 +32,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmrm.analysis.runs import add_launcher_args, slurm_parameters  # noqa: E402
+from mmrm.analysis.transfer_report import SPLITS  # noqa: E402
 from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, PAIRINGS, TransferChain,  # noqa
                                     check_choices, pretrain_configs)
 from mmrm.datasets import (CanvasOptions, FashionMNISTMissing, canvas_dataset_ready,  # noqa
@@ -58,7 +59,7 @@ def parse_args(argv=None):
                         help='which fine-tuning seeds run from which pretraining seed: cross '
                         '(each from each, the default) or cycle (the i-th fine-tuning seed '
                         'from the (i mod P)-th of the P pretraining seeds)')
-    parser.add_argument('--split', choices=('test', 'val'), default='test',
+    parser.add_argument('--split', choices=SPLITS, default='test',
                         help='the canvases whose scores are shown: test (the reported table, '
                         'default) or val (for choices of lr / schedule: the val table, no '
                         'test score shown)')

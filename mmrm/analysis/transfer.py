@@ -49,7 +49,7 @@ from mmrm.utils.machine import cpu_model
 from .runs import (REPO_ROOT, Launcher, Run, RunContext, RunKey, config_digest, file_sha256,
                    files_digest, git_commit, write_json_atomic)
 from .transfer_report import (COMPARISONS, DOWNSTREAM_MODELS, PAPER_METHODS,
-                              DownstreamModel, derived_metrics, markdown_table,
+                              DownstreamModel, check_split, derived_metrics, markdown_table,
                               paired_difference, summarize)
 from .work_dirs import best_checkpoint, best_metric
 
@@ -400,8 +400,7 @@ class TransferChain:
         if pairing not in PAIRINGS:
             raise ValueError(f'pairing must be one of {", ".join(PAIRINGS)}, got {pairing!r}')
         self.pairing = pairing
-        if split not in ('test', 'val'):
-            raise ValueError(f'split must be test or val, got {split!r}')
+        check_split(split)
         self.split = split
         self.threads, self.jobs = threads, jobs
         self.pretrain_options = list(pretrain_options)

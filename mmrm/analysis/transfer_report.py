@@ -30,12 +30,14 @@ from .runs import REPO_ROOT, fmt_time, mean_std, paired_t
 
 __all__ = ['DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'METHOD_ORDER',
            'COMPARISONS', 'OBJECT_MIOU', 'load_models', 'object_miou', 'derived_metrics',
-           'summarize', 'paired_difference', 'on_split', 'markdown_table']
+           'summarize', 'paired_difference', 'SPLITS', 'on_split', 'markdown_table']
 
 MODELS_FILE = 'configs/downstream/fashion_mnist/models.json'
 PAPER_METHODS = ('baseline', 'cutmix', 'rm')
 #: the table's row order (other methods follow, sorted)
 METHOD_ORDER = ('scratch', 'scratch-long', 'baseline', 'cutmix', 'rm')
+#: the canvases a table can show: the reported test scores, or the val scores for choices
+SPLITS = ('test', 'val')
 #: the paired differences the table reports: (method, minus method)
 COMPARISONS = (('rm', 'cutmix'), ('rm', 'baseline'))
 #: the derived metric key of the mean IoU over the object classes (background left out)
@@ -187,12 +189,16 @@ def _values(runs: Sequence[Dict], field: str) -> str:
     return ', '.join(values) if values else '?'
 
 
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f'split must be {" or ".join(SPLITS)}, got {split!r}')
+
+
 def on_split(results: Sequence[Dict], split: str) -> List[Dict]:
     """``results`` with the scores of ``split``: 'test' (the table's, as they are) or 'val'
     (each run's ``val_scores`` in place of its ``scores``, for choices made with this module's
     statistics; a val table is never the reported one)."""
-    if split not in ('test', 'val'):
-        raise ValueError(f'split must be test or val, got {split!r}')
+    check_split(split)
     if split == 'test':
         return list(results)
     missing = [f'{r["model"]} {r["method"]} seed {r["seed"]}' for r in results

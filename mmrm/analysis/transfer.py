@@ -56,7 +56,7 @@ from .work_dirs import best_checkpoint, best_metric
 __all__ = [
     'DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'SCRATCH_METHODS', 'PAIRINGS',
     'pretrain_configs', 'seg_scratch_options', 'long_schedule_options', 'TransferChain',
-    'report_records', 'run_result', 'summarize', 'markdown_table', 'cpu_model', 'REPO_ROOT'
+    'load_records', 'records_table', 'report_records', 'run_result', 'summarize', 'markdown_table', 'cpu_model', 'REPO_ROOT'
 ]
 
 FASHION_MNIST_PREFIX = 'configs/rm/resnet18-w16_1xb128_fashion-mnist'
@@ -301,15 +301,15 @@ def _differences(results: Sequence[Dict]) -> Dict:
     return out
 
 
-def report_records(folder: str, log: Callable[[str], None] = print) -> str:
-    """The transfer table from the run records in ``folder`` alone (what
-    :meth:`TransferChain.export` wrote: ``<model>/<run>.json``, ``pretrain/<run>.json``),
-    written to ``folder/results.md``; the same bytes as the chain's own ``results.md`` for the
-    same records."""
+def load_records(folder: str) -> Tuple[List[Dict], List[Dict]]:
+    """The run records in ``folder`` (what :meth:`TransferChain.export` wrote:
+    ``<model>/<run>.json``, ``pretrain/<run>.json``), in path order: ``(fine-tunings,
+    pretrainings)``, each a ``result.json`` as the run wrote it. A file that is not a run record
+    (truncated, no key / result) is an error naming it."""
     if not osp.isdir(folder):
         raise RuntimeError(f'{folder}: no such folder (tools/downstream.py --export {folder} '
                            'writes the records there)')
-    results = []
+    finetunes, pretrainings = [], []
     for path in sorted(glob.glob(osp.join(folder, '**', '*.json'), recursive=True)):
         try:
             with open(path) as f:
@@ -318,11 +318,23 @@ def report_records(folder: str, log: Callable[[str], None] = print) -> str:
             raise RuntimeError(f'{path} is not a run record (truncated?): {exc}') from exc
         if not (isinstance(record, dict) and 'key' in record and 'result' in record):
             raise RuntimeError(f'{path} is not a run record (no key / result)')
-        if 'model' in record['result']:  # a fine-tuning (pretrainings are kept for the trace)
-            results.append(run_result(record))
-    if not results:
+        # a fine-tuning scores a model; a pretraining is kept for the trace
+        (finetunes if 'model' in record['result'] else pretrainings).append(record)
+    return finetunes, pretrainings
+
+
+def records_table(folder: str) -> str:
+    """The transfer table made from the fine-tuning records in ``folder`` alone."""
+    finetunes, _ = load_records(folder)
+    if not finetunes:
         raise RuntimeError(f'no fine-tuning record in {folder}')
-    table = markdown_table(dict(runs=results))
+    return markdown_table(dict(runs=[run_result(r) for r in finetunes]))
+
+
+def report_records(folder: str, log: Callable[[str], None] = print) -> str:
+    """:func:`records_table` of ``folder``, written to ``folder/results.md``: the same bytes
+    as the chain's own ``results.md`` for the same records."""
+    table = records_table(folder)
     _write_text(osp.join(folder, 'results.md'), table)
     log('\n' + table)
     return table

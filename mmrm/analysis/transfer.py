@@ -56,7 +56,8 @@ from .work_dirs import best_checkpoint, best_metric
 __all__ = [
     'DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'SCRATCH_METHODS', 'PAIRINGS',
     'pretrain_configs', 'seg_scratch_options', 'long_schedule_options', 'TransferChain',
-    'load_records', 'records_table', 'report_records', 'run_result', 'summarize', 'markdown_table', 'cpu_model', 'REPO_ROOT'
+    'load_records', 'records_table', 'report_records', 'run_result', 'summarize',
+    'markdown_table', 'cpu_model', 'REPO_ROOT'
 ]
 
 FASHION_MNIST_PREFIX = 'configs/rm/resnet18-w16_1xb128_fashion-mnist'

@@ -55,7 +55,8 @@ from .work_dirs import best_checkpoint, best_metric
 
 __all__ = [
     'DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'SCRATCH_METHODS', 'PAIRINGS',
-    'pretrain_configs', 'seg_scratch_options', 'long_schedule_options', 'TransferChain',
+    'pretrain_configs', 'seg_scratch_options', 'long_schedule_options', 'model_scores',
+    'canvas_data_options', 'TransferChain',
     'load_records', 'records_table', 'report_records', 'run_result', 'summarize',
     'markdown_table', 'cpu_model', 'REPO_ROOT'
 ]
@@ -223,6 +224,43 @@ def _log_size(log_file: str) -> int:
     return osp.getsize(log_file) if osp.isfile(log_file) else 0
 
 
+def model_scores(model: DownstreamModel, metrics: Dict, tag: str, split: str) -> Dict:
+    """The table's columns of ``model`` from its evaluator's ``metrics`` (with
+    :func:`derived_metrics` applied), rounded to 2 decimals; a missing or NaN metric is an
+    error naming ``tag`` and ``split``."""
+    scores = {}
+    for column, key, scale in model.metrics:
+        if key not in metrics:
+            raise RuntimeError(f'{tag}: {key!r} missing from the evaluator\'s metrics on '
+                               f'{split} {sorted(metrics)}')
+        value = float(metrics[key]) * scale
+        if math.isnan(value):
+            raise RuntimeError(f'{tag}: {key!r} is NaN on {split} (no class labelled?)')
+        scores[column] = round(value, 2)
+    return scores
+
+
+def canvas_data_options(model: DownstreamModel, root: str, phase: str) -> List[str]:
+    """The ``--cfg-options`` that point the dataloaders (and COCO evaluator) a phase builds at
+    the canvases in ``root``: 'train', 'test' (the config's test loader: the test canvases) or
+    'val' (the test loader and evaluator pointed at the val canvases, for the record's val
+    scores)."""
+    if phase == 'train':  # trained with --no-validate: no val loader to point anywhere
+        return [f'train_dataloader.dataset.data_root={root}']
+    split = 'val' if phase == 'val' else 'test'
+    opts = [f'test_dataloader.dataset.data_root={root}']
+    if model.task == 'det':
+        opts.append('test_evaluator.ann_file=' + osp.join(root, 'annotations',
+                                                          f'instances_{split}.json'))
+        if split == 'val':
+            opts += ['test_dataloader.dataset.ann_file=annotations/instances_val.json',
+                     'test_dataloader.dataset.data_prefix.img=images/val/']
+    elif split == 'val':
+        opts += ['test_dataloader.dataset.data_prefix.img_path=images/val',
+                 'test_dataloader.dataset.data_prefix.seg_map_path=seg_maps/val']
+    return opts
+
+
 def _evaluate(ctx: RunContext, python: str, model: DownstreamModel, tag: str, ckpt: str,
               split: str, options: List[str], data: List[str]) -> Tuple[Dict, Dict, List]:
     """``tools/test.py`` on the ``split`` canvases: ``(scores, metrics, notes)``."""
@@ -240,16 +278,7 @@ def _evaluate(ctx: RunContext, python: str, model: DownstreamModel, tag: str, ck
         notes.append(f'{tag}: no detection kept on the whole {split} set; AP 0')
         raw = {key: 0. for _, key, _ in model.metrics}
     raw = derived_metrics(raw)
-    scores = {}
-    for column, key, scale in model.metrics:
-        if key not in raw:
-            raise RuntimeError(f'{tag}: {key!r} missing from the evaluator\'s metrics on '
-                               f'{split} {sorted(raw)}')
-        value = float(raw[key]) * scale
-        if math.isnan(value):
-            raise RuntimeError(f'{tag}: {key!r} is NaN on {split} (no class labelled?)')
-        scores[column] = round(value, 2)
-    return scores, raw, notes
+    return model_scores(model, raw, tag, split), raw, notes
 
 
 def _finetune_body(ctx: RunContext, python: str, model_name: str, method: str, seed: int,
@@ -480,24 +509,7 @@ class TransferChain:
                    threads=self.threads * self.jobs, group='pretrain', cost=600.)
 
     def _data_options(self, model: DownstreamModel, phase: str) -> List[str]:
-        """The canvas root for the dataloaders (and COCO evaluator) a phase builds: 'train',
-        'test' (the config's test loader: the test canvases) or 'val' (the test loader and
-        evaluator pointed at the val canvases, for the record's val scores)."""
-        root = self.data_root
-        if phase == 'train':  # trained with --no-validate: no val loader to point anywhere
-            return [f'train_dataloader.dataset.data_root={root}']
-        split = 'val' if phase == 'val' else 'test'
-        opts = [f'test_dataloader.dataset.data_root={root}']
-        if model.task == 'det':
-            opts.append('test_evaluator.ann_file=' + osp.join(root, 'annotations',
-                                                              f'instances_{split}.json'))
-            if split == 'val':
-                opts += ['test_dataloader.dataset.ann_file=annotations/instances_val.json',
-                         'test_dataloader.dataset.data_prefix.img=images/val/']
-        elif split == 'val':
-            opts += ['test_dataloader.dataset.data_prefix.img_path=images/val',
-                     'test_dataloader.dataset.data_prefix.seg_map_path=seg_maps/val']
-        return opts
+        return canvas_data_options(model, self.data_root, phase)
 
     def shaping_options(self, model_name: str, method: str) -> List[str]:
         """The ``--cfg-options`` that shape a fine-tuning of ``method`` (part of its key)."""

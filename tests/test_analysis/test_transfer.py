@@ -503,3 +503,65 @@ def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, m
     assert r['scores'] == r['val_scores'] == {'box AP': 0.0, 'mask AP': 0.0}
     assert any('no detection kept on the whole test set' in x for x in lines)
     assert any('no detection kept on the whole val set' in x for x in lines)
+
+
+class _BNNet(torch.nn.Module):
+    """A model as MMEngine calls it: a data preprocessor and ``forward(inputs, mode)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm1d(3, momentum=0.3)
+        self.frozen = torch.nn.BatchNorm1d(3).eval()  # in eval mode: its statistics are kept
+        self.modes = []
+
+    def data_preprocessor(self, data, training):
+        assert training  # crops of different sizes are padded only in training mode
+        return data
+
+    def forward(self, inputs, mode):
+        self.modes.append(mode)
+        return self.frozen(self.bn(inputs))
+
+
+def test_precise_bn_sets_the_statistics_to_the_mean_of_the_batch_statistics():
+    from mmrm.analysis.precise_bn import recompute_bn_stats
+    torch.manual_seed(0)
+    batches = [dict(inputs=torch.randn(n, 3) * 2 + 5) for n in (4, 4, 2, 4)]
+    net = _BNNet().train()
+    net.frozen.eval()
+    frozen = (net.frozen.running_mean.clone(), net.frozen.running_var.clone())
+    # 9 samples asked: batches of 4, 4 and 2 are seen (10 >= 9), the fourth is not
+    assert recompute_bn_stats(net, batches, num_samples=9) == 1
+    seen = [b['inputs'] for b in batches[:3]]
+    means = torch.stack([x.mean(0) for x in seen])
+    variances = torch.stack([x.var(0, unbiased=True) for x in seen])
+    torch.testing.assert_close(net.bn.running_mean, means.mean(0))
+    torch.testing.assert_close(net.bn.running_var, variances.mean(0))
+    assert net.bn.momentum == 0.3 and net.modes == ['loss'] * 3
+    assert torch.equal(net.frozen.running_mean, frozen[0]) and \
+        torch.equal(net.frozen.running_var, frozen[1])
+
+
+@pytest.mark.timeout(900)
+def test_precise_bn_probe_rescores_a_finished_run_as_the_chain_did(toy, tmp_path):
+    """The probe's 'as trained' scores are the chain's own val scores of the run (same
+    checkpoint, same canvases); after precise BN the model's statistics are recomputed."""
+    c, _ = chain(toy, methods=['scratch'], models=['pspnet', 'atss'])
+    runs = c.run()['runs']
+    folders = {r['model']: next((toy['root'] / 'work' / r['model']).glob('scratch_seed0-*'))
+               for r in runs}
+    out = tmp_path / 'probe.json'
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / 'tools/analysis_tools/precise_bn.py'),
+                           *map(str, folders.values()), '--data-root', toy['canvas'],
+                           '--out', str(out)], env=tool_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r['model']: r for r in json.loads(out.read_text())['rows']}
+    for r in runs:
+        row = rows[r['model']]
+        assert row['before'] == r['val_scores'] and row['split'] == 'val'
+        assert set(row['after']) == set(r['scores']) and row['bn_layers'] > 0
+        assert row['num_samples'] == 4  # one pass over the 4 train canvases
+        assert f'| {row["name"]} | {next(iter(row["before"]))} |' in proc.stdout
+    bad = subprocess.run([sys.executable, str(REPO_ROOT / 'tools/analysis_tools/precise_bn.py'),
+                          str(tmp_path)], env=tool_env(), capture_output=True, text=True)
+    assert bad.returncode != 0 and 'no result.json' in bad.stderr

@@ -505,6 +505,61 @@ def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, m
     assert any('no detection kept on the whole val set' in x for x in lines)
 
 
+def test_readme_transfer_table_is_the_committed_records(tmp_path):
+    """The README's transfer table is what ``tools/downstream.py --report results/transfer``
+    makes of the committed run records alone; every cell holds >= 3 runs (the four methods on
+    the six models; scratch-long on ATSS, GFL, PSPNet, UperNet once it is published), each
+    pretrained cell from >= 2 pretrainings; every record's key is the key the chain gives that
+    run today (same resolved config, shaping options, canvas options and seed), and each
+    fine-tuning ran from the backbone of the committed pretraining it names."""
+    from dataclasses import asdict
+
+    from mmrm.analysis.runs import config_digest
+    from mmrm.analysis.transfer import PRETRAIN_OPTIONS as CHAIN_PRETRAIN_OPTIONS
+    from mmrm.analysis.transfer import load_records, records_table
+    folder = REPO_ROOT / 'results' / 'transfer'
+    finetunes, pretrainings = load_records(str(folder))
+    table = records_table(str(folder))
+    assert (folder / 'results.md').read_text() == table
+    assert table in (REPO_ROOT / 'README.md').read_text()
+
+    runs = {}
+    for r in finetunes:
+        res = r['result']
+        runs.setdefault((res['model'], res['method']), []).append(res)
+    cells = [(m, meth) for m in DOWNSTREAM_MODELS
+             for meth in ('scratch', 'baseline', 'cutmix', 'rm')]
+    if any(method == 'scratch-long' for _, method in runs):  # a row once its runs are in
+        cells += [(m, 'scratch-long') for m in ('atss', 'gfl', 'pspnet', 'upernet')]
+    for cell in cells:
+        assert len(runs.get(cell, [])) >= 3, cell
+        if cell[1] not in ('scratch', 'scratch-long'):
+            assert len({res['pretrain_seed'] for res in runs[cell]}) >= 2, cell
+
+    chain = TransferChain(str(tmp_path), methods=['scratch', 'scratch-long', 'baseline',
+                                                  'cutmix', 'rm'],
+                          models=list(DOWNSTREAM_MODELS), seeds=[0])
+    backbones = {}
+    for r in pretrainings:
+        res, key = r['result'], r['key']
+        method, seed = re.match(r'pretrain (\S+) seed (\d+)$', r['name']).groups()
+        assert key['config'] == config_digest(str(REPO_ROOT / pretrain_configs()[method]))
+        assert key['cfg_options'] == list(CHAIN_PRETRAIN_OPTIONS) and key['seed'] == int(seed)
+        backbones[(method, int(seed))] = res['backbone']
+    canvas = asdict(CanvasOptions())
+    for r in finetunes:
+        res, key = r['result'], r['key']
+        model = DOWNSTREAM_MODELS[res['model']]
+        assert key['config'] == config_digest(str(REPO_ROOT / model.config)), r['name']
+        assert key['cfg_options'] == chain.shaping_options(res['model'], res['method'])
+        assert key['seed'] == res['seed'] and key['data']['canvas']['options'] == canvas
+        if res['method'] in ('scratch', 'scratch-long'):
+            assert key['checkpoints'] == {} and res['backbone'] is None
+        else:
+            assert res['backbone'] == backbones[(res['method'], res['pretrain_seed'])]
+            assert set(key['checkpoints']) == {'backbone'}
+
+
 class _BNNet(torch.nn.Module):
     """A model as MMEngine calls it: a data preprocessor and ``forward(inputs, mode)``."""
 

@@ -19,7 +19,8 @@ from typing import Dict, Optional
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .transfer import DOWNSTREAM_MODELS, _parse_options, canvas_data_options, model_scores
+from .transfer import (DOWNSTREAM_MODELS, _parse_options, canvas_data_options, model_scores,
+                       no_detection_metrics)
 from .transfer_report import DownstreamModel, check_split, derived_metrics
 
 __all__ = ['precise_bn_scores', 'recompute_bn_stats']
@@ -50,9 +51,7 @@ def recompute_bn_stats(model: torch.nn.Module, loader, num_samples: int) -> int:
 
 def _scores(model: DownstreamModel, metrics: Dict, tag: str, split: str) -> Dict:
     if not metrics and model.task == 'det':
-        # mmdet's CocoMetric returns nothing only when no detection was kept on the whole set:
-        # an AP of 0, as the chain scores it
-        metrics = {key: 0. for _, key, _ in model.metrics}
+        metrics = no_detection_metrics(model)  # CocoMetric's empty answer, as the chain reads it
     return model_scores(model, derived_metrics(metrics), tag, split)
 
 
@@ -88,7 +87,8 @@ def precise_bn_scores(run_dir: str, data_root: str, split: str = 'val',
     for loader in ('train_dataloader', 'test_dataloader'):  # in this process
         cfg[loader].update(num_workers=0, persistent_workers=False)
     cfg.update(load_from=checkpoint, resume=False, log_level='WARNING')
-    cfg.pop('val_dataloader', None), cfg.pop('val_cfg', None), cfg.pop('val_evaluator', None)
+    for key in ('val_dataloader', 'val_cfg', 'val_evaluator'):  # no val loop to build
+        cfg.pop(key, None)
     tag = record['name']
     with tempfile.TemporaryDirectory() as work_dir:
         cfg.work_dir = work_dir

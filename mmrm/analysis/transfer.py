@@ -56,7 +56,7 @@ from .work_dirs import best_checkpoint, best_metric
 __all__ = [
     'DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'SCRATCH_METHODS', 'PAIRINGS',
     'pretrain_configs', 'seg_scratch_options', 'long_schedule_options', 'model_scores',
-    'canvas_data_options', 'TransferChain',
+    'no_detection_metrics', 'canvas_data_options', 'TransferChain',
     'load_records', 'records_table', 'report_records', 'run_result', 'summarize',
     'markdown_table', 'cpu_model', 'REPO_ROOT'
 ]
@@ -240,6 +240,12 @@ def model_scores(model: DownstreamModel, metrics: Dict, tag: str, split: str) ->
     return scores
 
 
+def no_detection_metrics(model: DownstreamModel) -> Dict[str, float]:
+    """The metrics of a detector that kept no detection on the whole set, for which mmdet's
+    ``CocoMetric`` returns none at all: an AP of 0 in each of ``model``'s columns."""
+    return {key: 0. for _, key, _ in model.metrics}
+
+
 def canvas_data_options(model: DownstreamModel, root: str, phase: str) -> List[str]:
     """The ``--cfg-options`` that point the dataloaders (and COCO evaluator) a phase builds at
     the canvases in ``root``: 'train', 'test' (the config's test loader: the test canvases) or
@@ -276,7 +282,7 @@ def _evaluate(ctx: RunContext, python: str, model: DownstreamModel, tag: str, ck
         # CocoMetric returns no metric at all when the model kept no detection (all scores
         # under test_cfg's threshold): that is an AP of 0, not a broken run
         notes.append(f'{tag}: no detection kept on the whole {split} set; AP 0')
-        raw = {key: 0. for _, key, _ in model.metrics}
+        raw = no_detection_metrics(model)
     raw = derived_metrics(raw)
     return model_scores(model, raw, tag, split), raw, notes
 

@@ -23,8 +23,9 @@ from mmengine.config import Config  # noqa: E402
 
 from mmrm.analysis.downstream import check_backbone_init  # noqa: E402
 from mmrm.analysis.runs import Run, RunContext  # noqa: E402
-from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, SCRATCH_OPTIONS,  # noqa: E402
-                                    TransferChain, _parse_options, markdown_table,
+from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, SCRATCH_METHODS,  # noqa: E402
+                                    SCRATCH_OPTIONS, TransferChain, _parse_options,
+                                    markdown_table,
                                     pretrain_configs, report_records, summarize)
 from mmrm.analysis.transfer_report import (OBJECT_CLASSES, derived_metrics,  # noqa: E402
                                            object_miou, paired_difference)
@@ -533,7 +534,7 @@ def test_readme_transfer_table_is_the_committed_records(tmp_path):
         cells += [(m, 'scratch-long') for m in ('atss', 'gfl', 'pspnet', 'upernet')]
     for cell in cells:
         assert len(runs.get(cell, [])) >= 3, cell
-        if cell[1] not in ('scratch', 'scratch-long'):
+        if cell[1] not in SCRATCH_METHODS:
             assert len({res['pretrain_seed'] for res in runs[cell]}) >= 2, cell
 
     chain = TransferChain(str(tmp_path), methods=['scratch', 'scratch-long', 'baseline',
@@ -553,7 +554,7 @@ def test_readme_transfer_table_is_the_committed_records(tmp_path):
         assert key['config'] == config_digest(str(REPO_ROOT / model.config)), r['name']
         assert key['cfg_options'] == chain.shaping_options(res['model'], res['method'])
         assert key['seed'] == res['seed'] and key['data']['canvas']['options'] == canvas
-        if res['method'] in ('scratch', 'scratch-long'):
+        if res['method'] in SCRATCH_METHODS:
             assert key['checkpoints'] == {} and res['backbone'] is None
         else:
             assert res['backbone'] == backbones[(res['method'], res['pretrain_seed'])]

@@ -10,7 +10,6 @@ Markdown table of both and writes the rows to ``--out`` (JSON). No run record is
         --out results/probes/precise_bn_scratch_val.json
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -19,6 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 
 from mmrm.analysis.precise_bn import precise_bn_scores  # noqa: E402
+from mmrm.analysis.runs import write_json_atomic  # noqa: E402
 from mmrm.analysis.transfer_report import SPLITS  # noqa: E402
 
 
@@ -62,9 +62,7 @@ def main(argv=None):
     print(markdown(rows))
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(split=args.split, data_root=args.data_root, rows=rows), f, indent=1)
-            f.write('\n')
+        write_json_atomic(args.out, dict(split=args.split, data_root=args.data_root, rows=rows))
     return rows
 
 

@@ -242,6 +242,21 @@ def test_summary_and_table_are_the_mean_and_sample_std_over_seeds():
     assert 'Paired differences' not in table  # no cutmix / baseline rows to pair with
 
 
+def test_time_rows_keep_the_long_schedule_apart():
+    """The 1x-schedule runs' mean time in one row, scratch-long's (3x) in its own: a long run
+    does not inflate the 1x figure; a model scratch-long did not run is blank there."""
+    runs = [dict(model=m, method=method, seed=s, pretrain_seed=None if 'scratch' in method
+                 else 0, scores={c: 1.}, wall_s=w) for m, c in (('atss', 'box AP'),
+                                                               ('mask-rcnn', 'box AP'))
+            for method, w in (('scratch', 60.), ('rm', 120.)) for s in range(2)]
+    runs += [dict(model='atss', method='scratch-long', seed=s, pretrain_seed=None,
+                  scores={'box AP': 1.}, wall_s=w) for s, w in ((0, 300.), (1, 360.))]
+    table = markdown_table(dict(runs=runs))
+    assert '| fine-tune + test, mean per run | 0:01:30 | 0:01:30 |' in table
+    assert '| scratch-long, mean per run | 0:05:30 |  |' in table
+    assert 'scratch-long, mean' not in markdown_table(dict(runs=runs[:-2]))
+
+
 def test_paired_differences_match_seeds_and_give_the_paired_t_interval():
     """RM - CutMix pairs the run of (pretraining seed p, fine-tuning seed s) with CutMix's of the
     same (p, s); unmatched runs are left out; the interval is mean +- t(0.975, n - 1) sd / sqrt n

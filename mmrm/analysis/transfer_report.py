@@ -29,8 +29,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from .runs import REPO_ROOT, fmt_time, mean_std, paired_t
 
 __all__ = ['DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'METHOD_ORDER',
-           'LONG_METHODS', 'COMPARISONS', 'OBJECT_MIOU', 'load_models', 'object_miou', 'derived_metrics',
-           'summarize', 'paired_difference', 'SPLITS', 'on_split', 'markdown_table']
+           'LONG_METHODS', 'COMPARISONS', 'OBJECT_MIOU', 'load_models', 'object_miou',
+           'derived_metrics', 'summarize', 'paired_difference', 'SPLITS', 'on_split',
+           'markdown_table']
 
 MODELS_FILE = 'configs/downstream/fashion_mnist/models.json'
 PAPER_METHODS = ('baseline', 'cutmix', 'rm')

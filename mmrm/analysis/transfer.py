@@ -48,7 +48,7 @@ from mmrm.utils.machine import cpu_model
 
 from .runs import (REPO_ROOT, Launcher, Run, RunContext, RunKey, config_digest, file_sha256,
                    files_digest, git_commit, write_json_atomic)
-from .transfer_report import (COMPARISONS, DOWNSTREAM_MODELS, PAPER_METHODS,
+from .transfer_report import (COMPARISONS, DOWNSTREAM_MODELS, LONG_METHODS, PAPER_METHODS,
                               DownstreamModel, check_split, derived_metrics, markdown_table,
                               paired_difference, summarize)
 from .work_dirs import best_checkpoint, best_metric
@@ -527,7 +527,7 @@ class TransferChain:
         if model.task == 'seg':
             options += seg_scratch_options(osp.join(REPO_ROOT, model.config))
         options += user
-        if method == 'scratch-long':
+        if method in LONG_METHODS:
             options += long_schedule_options(osp.join(REPO_ROOT, model.config), options)
         return options
 
@@ -548,7 +548,7 @@ class TransferChain:
         pre = '' if pretrain_seed is None else f'_pre{pretrain_seed}'
         name = f'{model_name} {method}' + ('' if pretrain_seed is None
                                            else f' pre {pretrain_seed}') + f' seed {seed}'
-        factor = LONG_FACTOR if method == 'scratch-long' else 1
+        factor = LONG_FACTOR if method in LONG_METHODS else 1
         return Run(name, osp.join(self.work_dir, model_name), f'{method}{pre}_seed{seed}', key,
                    functools.partial(_finetune_body, python=self.python, model_name=model_name,
                                      method=method, seed=seed, pretrain_seed=pretrain_seed,

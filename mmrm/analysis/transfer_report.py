@@ -119,19 +119,16 @@ def _seconds(run: Dict) -> float:
 
 def _time_rows(runs: Sequence[Dict], models: Sequence[str]) -> List[str]:
     """The time table's rows: the mean wall time per run of each model, the 1x-schedule
-    methods in one row and each longer-schedule method (``scratch-long``) in its own, so a 3x
-    run never inflates the 1x figure; a model a method did not run is left blank."""
-    rows = []
-    for label, keep in (('fine-tune + test, mean per run',
-                         lambda method: method not in LONG_METHODS),
-                        *((f'{long}, mean per run', lambda method, long=long: method == long)
-                          for long in LONG_METHODS)):
-        cells = [[_seconds(r) for r in runs if r['model'] == m and keep(r['method'])]
-                 for m in models]
-        if any(cells):
-            rows.append(f'| {label} | ' + ' | '.join(
-                fmt_time(statistics.mean(c)) if c else '' for c in cells) + ' |')
-    return rows
+    methods in one row (first) and each :data:`LONG_METHODS` method in its own, so a 3x run
+    never inflates the 1x figure; a model a method did not run is left blank."""
+    one_x = 'fine-tune + test, mean per run'
+    rows: Dict[str, Dict[str, List[float]]] = {}
+    for r in runs:
+        label = f'{r["method"]}, mean per run' if r['method'] in LONG_METHODS else one_x
+        rows.setdefault(label, {}).setdefault(r['model'], []).append(_seconds(r))
+    return [f'| {label} | ' + ' | '.join(
+        fmt_time(statistics.mean(by[m])) if m in by else '' for m in models) + ' |'
+        for label, by in sorted(rows.items(), key=lambda item: item[0] != one_x)]
 
 
 def _pair(run: Dict) -> Tuple[int, int]:

@@ -73,9 +73,17 @@ NOT_RUN = {'stylecutmix': 'needs an RGB style network with pretrained VGG weight
 #: size, epochs (one linear warm-up epoch, then cosine) and how often ``val`` is scored. The
 #: candidates spend about the same number of training images (24k, 30k): what a run of ~4 min
 #: on one core affords (the whole table, 51 runs, in about 2 h on 2 cores).
+#: The ranking study (``docs/en/results/ranking.md``, preregistered) adds, in the order its
+#: protocol tries them, the regimes where the dataset is not tiny (the first that meets the
+#: selection rule on val is the study's) and scarce-20 with the images bicubic-upsampled to
+#: 56 px (``image_size``; the crop's padding scales with it).
 REGIMES: Dict[str, Dict] = {
     'scarce-50': dict(train_per_class=50, batch_size=64, max_epochs=48, val_interval=12),
     'scarce-20': dict(train_per_class=20, batch_size=32, max_epochs=150, val_interval=30),
+    'scarce-100': dict(train_per_class=100, batch_size=64, max_epochs=100, val_interval=20),
+    'scarce-500': dict(train_per_class=500, batch_size=128, max_epochs=30, val_interval=10),
+    'scarce-20-56px': dict(train_per_class=20, batch_size=32, max_epochs=150, val_interval=30,
+                           image_size=56, crop_padding=4),
 }
 DEFAULT_REGIME = 'scarce-20'
 
@@ -95,8 +103,14 @@ def regime_options(regime: Dict) -> List[str]:
         f'default_hooks.checkpoint.interval={every}', 'default_hooks.checkpoint.save_best=auto',
         'default_hooks.checkpoint.max_keep_ckpts=1', 'default_hooks.logger.interval=50',
     ]
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    for loader in loaders:
         opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
+    if regime.get('image_size') is not None:  # every Fashion-MNIST config crops first
+        side = regime['image_size']
+        opts += [f'{loader}.dataset.image_size={side}' for loader in loaders]
+        opts += [f'train_dataloader.dataset.pipeline.0.crop_size={side}',
+                 f'train_dataloader.dataset.pipeline.0.padding={regime["crop_padding"]}']
     return opts
 
 
@@ -116,9 +130,12 @@ def _compare_body(ctx, method: str, regime: str, config: str, options: Sequence[
 
 
 def comparison_runs(root: str, regime: str, methods: Sequence[str], seeds: Sequence[int],
-                    data_root: str, threads: Optional[int] = 1) -> List[Run]:
+                    data_root: str, threads: Optional[int] = 1,
+                    published: Optional[str] = None) -> List[Run]:
     """The keyed runs of (method, seed), seed-major (a stopped comparison leaves every method
-    with as many seeds as the others, give or take one)."""
+    with as many seeds as the others, give or take one). ``published``: the folder of the
+    committed records (``results/fashion_mnist``): a record there made with a run's key is that
+    run, finished."""
     options = regime_options(REGIMES[regime])
     data = dict(fashion_mnist=files_digest(data_root, r'.*-ubyte(\.gz)?'))
     configs = {m['name']: osp.join(REPO_ROOT, m['config']) for m in METHODS}
@@ -131,9 +148,11 @@ def comparison_runs(root: str, regime: str, methods: Sequence[str], seeds: Seque
                                      config=configs[name], options=options, seed=seed,
                                      data_root=data_root)
             cost = 600. if name == 'puzzlemix' else 240.
+            record = None if published is None else osp.join(published, regime,
+                                                             f'{name}_seed{seed}.json')
             runs.append(Run(f'{regime} {name} seed {seed}', osp.join(root, regime),
                             f'{name}_seed{seed}', key, body, threads=threads, group=name,
-                            cost=cost))
+                            cost=cost, published=record))
     return runs
 
 

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from mmrm.experiments.stats import mean_std, paired_t
 from mmrm.utils.machine import cpu_model
 
 __all__ = [
@@ -197,29 +198,6 @@ def fmt_time(seconds: float) -> str:
     return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
 
 
-def mean_std(values: Sequence[float]) -> tuple:
-    """``(mean, sample std)`` of ``values``; the std of one value is 0."""
-    values = list(values)
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.
-
-
-def paired_t(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple:
-    """``(mean, low, high, pvalue)`` of ``a - b`` over paired values: the paired t interval of
-    ``scipy.stats.ttest_rel(a, b).confidence_interval(confidence)`` (mean difference
-    ± t(n - 1) x sd / sqrt(n)). ``low``, ``high``, ``pvalue`` are None for fewer than 2 pairs;
-    with no spread in the differences t is undefined and the interval is the point."""
-    diffs = [x - y for x, y in zip(a, b)]
-    mean = statistics.mean(diffs)
-    if len(diffs) < 2:
-        return mean, None, None, None
-    if max(diffs) == min(diffs):
-        return mean, mean, mean, 0. if diffs[0] else 1.
-    from scipy import stats
-    test = stats.ttest_rel(a, b)
-    ci = test.confidence_interval(confidence)
-    return mean, float(ci.low), float(ci.high), float(test.pvalue)
-
-
 # ------------------------------------------------------------------------------------------
 # a run
 # ------------------------------------------------------------------------------------------
@@ -284,6 +262,10 @@ class Run:
         threads: OpenMP threads of the tools it calls (:func:`tool_env`).
         group, cost: runs of one group take alike; ``cost`` is the rough seconds of one run,
             which the ETA uses until runs of the group were measured.
+        published: where a committed copy of its record may lie (e.g.
+            ``results/fashion_mnist/scarce-20/rm_seed3.json``): a copy made with the same key
+            is the finished run, so a new machine, whose run cache is empty, reuses the
+            published runs instead of training them again.
     """
     name: str
     root: str
@@ -293,6 +275,7 @@ class Run:
     threads: Optional[int] = None
     group: str = ''
     cost: float = 60.
+    published: Optional[str] = None
 
     @property
     def folder(self) -> str:
@@ -318,9 +301,10 @@ class Run:
     def finished(self, log: Optional[Callable[[str], None]] = None) -> Optional[Dict]:
         """The record of this run if it finished with this key, else None. A result file that
         does not parse is reported through ``log`` and counts as not finished; one holding
-        another key (a hash collision, or a file copied in by hand) is refused."""
+        another key (a hash collision, or a file copied in by hand) is refused. Without a
+        result file, a :attr:`published` copy of the same key is the record."""
         if not osp.isfile(self.result_path):
-            return None
+            return self._published()
         record = read_json(self.result_path)
         if not isinstance(record, dict) or 'result' not in record:
             if log is not None:
@@ -332,6 +316,23 @@ class Run:
             raise RuntimeError(
                 f'{self.name}: {self.result_path} was made with another key (differs in '
                 f'{", ".join(differ)}); move that folder away to run this one')
+        return record
+
+    def _published(self) -> Optional[Dict]:
+        """The :attr:`published` record if it was made with this key. One made with another
+        key is refused: running this one would overwrite published evidence."""
+        if not self.published or not osp.isfile(self.published):
+            return None
+        record = read_json(self.published)
+        if not isinstance(record, dict) or 'result' not in record:
+            raise RuntimeError(f'{self.name}: the published record {self.published} is '
+                               'truncated or corrupt; restore it (git checkout) or remove it')
+        differ = self.key.differs(record.get('key'))
+        if differ:
+            raise RuntimeError(
+                f'{self.name}: the published record {self.published} was made with another '
+                f'key (differs in {", ".join(differ)}); export this run elsewhere or move '
+                'that record away')
         return record
 
     def others(self) -> Dict[str, List[str]]:
@@ -441,10 +442,13 @@ class Launcher:
         return ex
 
     def run(self, runs: Sequence[Run], describe: Callable[[Dict], str] = lambda r: '',
-            label: str = '') -> List[Dict]:
+            label: str = '', on_record: Optional[Callable[[Run, Dict], None]] = None
+            ) -> List[Dict]:
         """Run what is not finished; the records of all ``runs``, in their order.
 
-        ``describe(record)`` says what a finished run scored in its progress line."""
+        ``describe(record)`` says what a finished run scored in its progress line;
+        ``on_record(run, record)`` is called as each run finishes (e.g. to publish its record
+        at once, so that a stopped session loses no finished run)."""
         start = time.time()
         records: List[Optional[Dict]] = [None] * len(runs)
         todo = []
@@ -464,6 +468,8 @@ class Launcher:
             record = records[i]
             if not cached:
                 self.durations.setdefault(runs[i].group, []).append(record['wall_s'])
+                if on_record is not None:
+                    on_record(runs[i], record)
             took = 'done before' if cached else f'took {fmt_time(record["wall_s"])}'
             what = describe(record)
             left = [runs[j] for j in todo if records[j] is None]

@@ -76,14 +76,23 @@ class FashionMNISTSplit(FashionMNIST):
         train_per_class (int, optional): training images per class (a fixed, class-balanced
             subset, for a data-scarce regime); None keeps all 5,500 a class.
         split_seed (int): seed of the carve. Defaults to 0.
+        image_size (int, optional): side the 28x28 images are resized to when they are loaded
+            (bicubic, OpenCV's ``INTER_CUBIC``, saturated to uint8), e.g. 56 for the
+            resize-fill experiment of the ranking study; None (default) keeps 28x28. Resizing
+            once at load time costs no time per iteration.
         **kwargs: the other ``FashionMNIST`` arguments (``data_root``, ``pipeline``, ...).
     """
 
     def __init__(self, split: str = 'train', val_fraction: float = VAL_FRACTION,
                  train_per_class: Optional[int] = None, split_seed: int = SPLIT_SEED,
-                 **kwargs):
+                 image_size: Optional[int] = None, **kwargs):
         if split not in SPLITS:
             raise ValueError(f'FashionMNISTSplit: split must be one of {SPLITS}, got {split!r}')
+        if image_size is not None and (isinstance(image_size, bool) or not isinstance(
+                image_size, int) or image_size < 1):
+            raise ValueError(f'FashionMNISTSplit: image_size must be an int >= 1 or None, got '
+                             f'{image_size!r}')
+        self.image_size = image_size
         kwargs.pop('test_mode', None)  # the split decides which file is read
         self.heldout_split = split
         self.val_fraction = val_fraction
@@ -99,4 +108,11 @@ class FashionMNISTSplit(FashionMNIST):
                                  self.val_fraction, self.split_seed, self.train_per_class)
         except ValueError as exc:
             raise ValueError(f'FashionMNISTSplit(split={self.heldout_split!r}): {exc}') from exc
-        return [infos[i] for i in keep]
+        infos = [infos[i] for i in keep]
+        if self.image_size is not None:
+            import cv2
+            side = (self.image_size, self.image_size)
+            for info in infos:
+                if info['img'].shape[:2] != side:
+                    info['img'] = cv2.resize(info['img'], side, interpolation=cv2.INTER_CUBIC)
+        return infos

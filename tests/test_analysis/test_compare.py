@@ -62,6 +62,21 @@ def test_regime_options_reach_every_method_config(regime):
         assert all(cfg[f'{s}_dataloader'].num_workers == 0 for s in ('train', 'val', 'test'))
 
 
+def test_the_56px_regime_upsamples_every_split_and_scales_the_crop():
+    r = REGIMES['scarce-20-56px']
+    opts = _options_dict(regime_options(r))
+    # scarce-20's own options come first, unchanged (its records keep their keys)
+    assert regime_options(r)[:len(regime_options(REGIMES['scarce-20']))] == \
+        regime_options(REGIMES['scarce-20'])
+    for m in METHODS:
+        cfg = Config.fromfile(str(REPO_ROOT / m['config']))
+        cfg.merge_from_dict(opts)
+        for split in ('train', 'val', 'test'):
+            assert cfg[f'{split}_dataloader'].dataset.image_size == 56, m['name']
+        crop = cfg.train_dataloader.dataset.pipeline[0]
+        assert (crop.type, crop.crop_size, crop.padding) == ('RandomCrop', 56, 4), m['name']
+
+
 def test_regime_needs_whole_val_intervals():
     with pytest.raises(ValueError, match='max_epochs 10 is not a multiple of val_interval 4'):
         regime_options(dict(train_per_class=5, batch_size=8, max_epochs=10, val_interval=4))

@@ -266,3 +266,28 @@ def test_the_slurm_launcher_submits_sbatch_jobs_and_collects_their_results(tmp_p
     assert Launcher('slurm', folder=str(tmp_path / 'jobs'), log=lambda *_: None).run(
         runs) == records
     assert sum(c.startswith('sbatch') for c in slurm_stubs.read_text().splitlines()) == 2
+
+
+def test_a_published_record_of_the_same_key_is_the_finished_run(tmp_path):
+    """A new machine's run cache is empty: the committed copy of a record (``published``) made
+    with the run's key is reused; one made with another key, or a corrupt one, is refused
+    rather than overwritten; ``on_record`` sees each run as it finishes."""
+    seen = []
+    launcher = Launcher('inline', log=lambda line: None)
+    record = launcher.run([make_run(tmp_path / 'a')],
+                          on_record=lambda run, rec: seen.append((run.stem, rec)))[0]
+    assert [s for s, _ in seen] == ['fake_seed0'] and seen[0][1] == record
+    published = tmp_path / 'published.json'
+    write_json_atomic(str(published), record)
+    run = make_run(tmp_path / 'b')
+    run.published = str(published)
+    assert launcher.run([run], on_record=lambda *a: seen.append(a))[0] == record
+    assert calls(tmp_path / 'b') == [] and len(seen) == 1  # nothing trained, nothing new
+    other = dict(record, key=dict(record['key'], seed=7))
+    write_json_atomic(str(published), other)
+    with pytest.raises(RuntimeError, match=r'published record .* another key \(differs in seed'):
+        launcher.run([run])
+    published.write_text('{"key": ')
+    with pytest.raises(RuntimeError, match='published record .* truncated or corrupt'):
+        launcher.run([run])
+    assert calls(tmp_path / 'b') == []

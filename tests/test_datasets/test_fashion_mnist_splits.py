@@ -80,3 +80,27 @@ def test_the_dataset_reads_each_split_from_its_file(tmp_path):
     with pytest.raises(ValueError, match=r"FashionMNISTSplit\(split='train'\): class 0 has 4 "):
         DATASETS.build(dict(type='FashionMNISTSplit', data_root=root, split='train',
                             val_fraction=1 / 3, train_per_class=5, download=False))
+
+
+def test_image_size_upsamples_every_split_bicubic_at_load_time(tmp_path):
+    """``image_size=56``: each image is OpenCV's bicubic resize of the file's 28x28 image
+    (saturated uint8), in every split; None keeps the file's pixels; bad values are refused."""
+    import cv2
+    root = write_fashion_mnist(tmp_path, n_train=24, n_test=4)
+    for split in ('train', 'val', 'test'):
+        plain = DATASETS.build(dict(type='FashionMNISTSplit', data_root=root, split=split,
+                                    pipeline=[]))
+        big = DATASETS.build(dict(type='FashionMNISTSplit', data_root=root, split=split,
+                                  image_size=56, pipeline=[]))
+        assert len(big) == len(plain) > 0
+        for i in range(len(plain)):
+            small = plain.get_data_info(i)['img']
+            assert small.shape == (28, 28)
+            want = cv2.resize(small, (56, 56), interpolation=cv2.INTER_CUBIC)
+            got = big.get_data_info(i)['img']
+            assert got.dtype == np.uint8 and got.shape == (56, 56)
+            assert np.array_equal(got, want)
+            assert big.get_data_info(i)['gt_label'] == plain.get_data_info(i)['gt_label']
+    for bad in (0, 2.5, True, '56'):
+        with pytest.raises(ValueError, match='image_size must be an int >= 1 or None'):
+            DATASETS.build(dict(type='FashionMNISTSplit', data_root=root, image_size=bad))

@@ -16,8 +16,10 @@ run of the same key is skipped, so a stopped comparison resumes; progress lines 
     # the README table and figure again from the committed records, no training
     python tools/analysis_tools/compare_fashion_mnist.py --report results/fashion_mnist
 
-``--export DIR`` copies every record to ``DIR/<regime>/<method>_seed<k>.json``, writes
-``DIR/<regime>/table.md`` and the figure; ``--report DIR`` does the same from those files only.
+``--export DIR`` copies every record to ``DIR/<regime>/<method>_seed<k>.json`` as its run
+finishes, writes ``DIR/<regime>/table.md`` and the figure at the end, and takes a record
+already there that was made with a run's key as that run, finished (a new machine reuses the
+published runs); ``--report DIR`` does the same from those files only.
 ``--selection`` prints, per regime, baseline and CutMix on ``val`` (the choice of regime).
 """
 import argparse
@@ -56,8 +58,11 @@ def parse_args(argv=None):
     return parser, args
 
 
-def write_report(records, folder, figure):
+def write_report(records, folder, figure, seeds):
+    """The table and figure of the records of ``seeds`` (Tables 1 / 6 are seeds 0-2; the
+    ranking study's further seeds are its own page's, ``tools/analysis_tools/rank_mixers.py``)."""
     from mmrm.visualization.plots import plot_comparison
+    records = [r for r in records if r['result']['seed'] in seeds]
     rows = summarise(records)
     table = format_table(rows)
     with open(osp.join(folder, 'table.md'), 'w') as f:
@@ -79,25 +84,31 @@ def main(argv=None):
         records = load_records(folder)
         if not records:
             parser.error(f'--report: no records in {folder}')
-        write_report(records, folder, args.figure)
+        write_report(records, folder, args.figure, args.seeds)
         return 0
     launcher = launcher_from_args(parser, args, osp.join(args.work_root, '.submitit'))
     runs = comparison_runs(args.work_root, args.regime, args.methods, args.seeds,
-                           osp.abspath(args.data_root), threads=args.threads)
+                           osp.abspath(args.data_root), threads=args.threads,
+                           published=args.export)
+    folder = osp.join(args.export, args.regime) if args.export else None
+
+    def publish(run, record):  # at once: a session that stops loses no finished run
+        if folder:
+            export_records([record], folder)
 
     def describe(record):  # val only: the test split is read in the table, not while choosing
         r = record['result']
         return f'val err {100 - r["val_last"]:.2f} (last), best epoch {r["best_epoch"]}'
 
     try:
-        records = launcher.run(runs, describe=describe, label=f'{args.regime} ')
+        records = launcher.run(runs, describe=describe, label=f'{args.regime} ',
+                               on_record=publish)
     except RuntimeError as exc:
         print(f'[compare] {exc}', file=sys.stderr)
         return 1
-    if args.export:
-        folder = osp.join(args.export, args.regime)
+    if folder:
         export_records(records, folder)
-        write_report(load_records(folder), folder, args.figure)
+        write_report(load_records(folder), folder, args.figure, args.seeds)
     else:
         print(format_table(summarise(records)))
     return 0

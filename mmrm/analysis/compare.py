@@ -24,7 +24,8 @@ from .runs import REPO_ROOT, Run, RunKey, config_digest, files_digest, mean_std,
 
 __all__ = [
     'Method', 'METHODS', 'REGIMES', 'DEFAULT_REGIME', 'regime_options', 'comparison_runs',
-    'paired_interval', 'summarise', 'format_table', 'format_selection', 'load_records',
+    'paired_interval', 'summarise', 'format_table', 'selection_gain', 'format_selection',
+    'load_records',
     'export_records'
 ]
 
@@ -258,6 +259,22 @@ def format_table(rows: Sequence[Dict], reference: str = 'rm') -> str:
     return '\n'.join(lines)
 
 
+def selection_gain(records: Sequence[Dict], seeds: Sequence[int] = (0, 1, 2)) -> Optional[Dict]:
+    """The selection rule's numbers, on ``val`` only: baseline's and CutMix's last-epoch val
+    error ``(mean, std)`` over ``seeds`` and ``gain``, CutMix's lead in baseline stds (None
+    without spread); None when either method has no record of those seeds."""
+    vals: Dict[str, List[float]] = {}
+    for r in records:
+        res = r['result']
+        if res['seed'] in seeds:
+            vals.setdefault(res['method'], []).append(100. - res['val_last'])
+    if 'baseline' not in vals or 'cutmix' not in vals:
+        return None
+    (bm, bs), (cm, cs) = mean_std(vals['baseline']), mean_std(vals['cutmix'])
+    return dict(baseline=(bm, bs), cutmix=(cm, cs), gain=(bm - cm) / bs if bs > 0 else None,
+                values=vals)
+
+
 def format_selection(records_by_regime: Dict[str, Sequence[Dict]]) -> str:
     """How the regime was chosen, on ``val`` only: per regime, baseline and CutMix's val error
     after the last epoch (mean ± std over seeds) and CutMix's gain in baseline stds (the
@@ -265,14 +282,11 @@ def format_selection(records_by_regime: Dict[str, Sequence[Dict]]) -> str:
     lines = ['| regime | setting | baseline val err (%) | CutMix val err (%) | gain / baseline '
              'std | seeds |', '| --- | --- | ---: | ---: | ---: | ---: |']
     for regime, records in records_by_regime.items():
-        vals = {}
-        for r in records:
-            res = r['result']
-            vals.setdefault(res['method'], []).append(100. - res['val_last'])
-        if 'baseline' not in vals or 'cutmix' not in vals:
+        sel = selection_gain(records)
+        if sel is None:
             continue
-        (bm, bs), (cm, cs) = mean_std(vals['baseline']), mean_std(vals['cutmix'])
-        gain = f'{(bm - cm) / bs:.1f}' if bs > 0 else '—'
+        (bm, bs), (cm, cs), vals = sel['baseline'], sel['cutmix'], sel['values']
+        gain = '—' if sel['gain'] is None else f'{sel["gain"]:.1f}'
         r = REGIMES[regime]
         setting = (f'{r["train_per_class"]} a class, batch {r["batch_size"]}, '
                    f'{r["max_epochs"]} epochs')

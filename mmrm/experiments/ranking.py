@@ -8,13 +8,13 @@ has the lower error. Holm's correction runs over the contrasts of one arm
 (:func:`mmrm.experiments.stats.holm_intervals`). The number of seeds of the scarce-20 arm came
 from :func:`power_estimate` on the records of the three seeds that existed before the study.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .stats import pooled_sd, sd_upper_limit, seeds_for_power
 
 __all__ = ['HYPOTHESES', 'RANKED_METHODS', 'RESIZE_HYPOTHESES', 'ARMS', 'SECOND_ARM_CANDIDATES',
            'PILOT_SEEDS', 'DELTA', 'ALPHA', 'POWER', 'SD_CONFIDENCE', 'errors_by_seed',
-           'pilot_differences', 'power_estimate', 'format_power']
+           'pilot_differences', 'power_estimate', 'format_power', 'choose_second_regime']
 
 #: the preregistered contrasts: (name, method, other)
 HYPOTHESES: Tuple[Tuple[str, str, str], ...] = (
@@ -33,6 +33,9 @@ RESIZE_HYPOTHESES = tuple(h for h in HYPOTHESES if h[0] in ('H1', 'H5', 'H6'))
 #: the not-tiny arm: the first candidate whose val errors meet the selection rule (CutMix ahead
 #: of the baseline by >= 2 baseline stds, 3 seeds each) is the arm's regime
 SECOND_ARM_CANDIDATES = ('scarce-100', 'scarce-500')
+#: the selection rule: CutMix's lead over the baseline on val, in baseline stds
+SELECTION_GAIN = 2.
+
 #: arm name: (regime, methods, seeds, hypotheses); the second arm's regime is filled in by the
 #: selection (``None`` until then)
 ARMS: Dict[str, Dict] = {
@@ -110,3 +113,19 @@ def format_power(est: Dict) -> str:
                  f'{est["sd_upper"]:.3f} | {est["seeds_holm_first_step"]} |')
     return '\n'.join(lines)
 
+
+
+def choose_second_regime(records_by_regime: Dict[str, Sequence[Dict]]) -> Tuple[Optional[str],
+                                                                                Optional[str]]:
+    """The not-tiny arm's regime by the preregistered rule: ``(regime, None)`` once chosen,
+    ``(None, candidate)`` while ``candidate``'s selection runs (baseline and CutMix, seeds
+    0-2) are missing. The first candidate whose CutMix leads the baseline by >= 2 baseline
+    stds of val error is chosen; if none does, the first candidate."""
+    from mmrm.analysis.compare import selection_gain
+    for regime in SECOND_ARM_CANDIDATES:
+        sel = selection_gain(records_by_regime.get(regime, ()))
+        if sel is None or min(len(v) for v in sel['values'].values()) < 3:
+            return None, regime
+        if sel['gain'] is not None and sel['gain'] >= SELECTION_GAIN:
+            return regime, None
+    return SECOND_ARM_CANDIDATES[0], None

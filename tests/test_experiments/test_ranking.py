@@ -20,3 +20,31 @@ def test_the_power_command_prints_that_table(capsys):
     assert tool.main(['--power', str(REPO_ROOT / 'results/fashion_mnist')]) == 0
     records = load_records(str(REPO_ROOT / 'results/fashion_mnist/scarce-20'))
     assert format_power(power_estimate(records)) in capsys.readouterr().out
+
+
+def _selection_record(regime, method, seed, val_acc):
+    return dict(result=dict(method=method, seed=seed, regime=regime, val_last=val_acc))
+
+
+def test_the_second_arm_takes_the_first_candidate_that_meets_the_rule():
+    from mmrm.experiments.ranking import choose_second_regime
+
+    def records(regime, base, cut):  # val accuracies of seeds 0-2
+        return ([_selection_record(regime, 'baseline', s, a) for s, a in enumerate(base)] +
+                [_selection_record(regime, 'cutmix', s, a) for s, a in enumerate(cut)])
+
+    # baseline err 20 +- 1; CutMix 17.5: 2.5 stds ahead -> scarce-100
+    good = records('scarce-100', (80., 81., 79.), (82.5, 82.5, 82.5))
+    assert choose_second_regime({'scarce-100': good}) == ('scarce-100', None)
+    # 1.5 stds: not enough -> scarce-500's selection is missing, then judged
+    weak = records('scarce-100', (80., 81., 79.), (81.5, 81.5, 81.5))
+    assert choose_second_regime({'scarce-100': weak}) == (None, 'scarce-500')
+    assert choose_second_regime({'scarce-100': weak[:5]}) == (None, 'scarce-100')  # 2 seeds
+    strong = records('scarce-500', (90., 90.5, 89.5), (92., 92., 92.))
+    assert choose_second_regime({'scarce-100': weak, 'scarce-500': strong}) == \
+        ('scarce-500', None)
+    # neither meets it: the protocol's fallback, scarce-100
+    assert choose_second_regime({'scarce-100': weak, 'scarce-500': weak}) == ('scarce-100', None)
+    # further seeds do not move the choice: it reads seeds 0-2
+    late = [_selection_record('scarce-100', 'baseline', 3, 10.)]
+    assert choose_second_regime({'scarce-100': good + late}) == ('scarce-100', None)

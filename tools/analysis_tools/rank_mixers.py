@@ -12,6 +12,7 @@ so the training is::
 and this tool reads the records::
 
     python tools/analysis_tools/rank_mixers.py --power results/fashion_mnist   # the sizing
+    python tools/analysis_tools/rank_mixers.py --choose results/fashion_mnist  # arm 2's regime
     python tools/analysis_tools/rank_mixers.py --report results/fashion_mnist  # the tables
 """
 import argparse
@@ -21,21 +22,34 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from mmrm.analysis.compare import load_records  # noqa: E402
-from mmrm.experiments.ranking import format_power, power_estimate  # noqa: E402
+from mmrm.experiments.ranking import (SECOND_ARM_CANDIDATES, choose_second_regime,  # noqa: E402
+                                      format_power, power_estimate)
+
+#: ``--choose``'s exit status while a candidate's selection runs are missing
+SELECTION_MISSING = 3
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--power', metavar='DIR', help='the seeds the study needs, from the '
                         'pilot records in DIR/scarce-20 (seeds 0-2)')
+    parser.add_argument('--choose', metavar='DIR', help='the not-tiny arm\'s regime by the '
+                        'preregistered rule, from the selection records in DIR/<candidate>: '
+                        'prints it (exit 0), or prints the candidate whose selection runs are '
+                        f'missing (exit {SELECTION_MISSING})')
     args = parser.parse_args(argv)
-    if not args.power:
-        parser.error('give --power DIR')
+    if not (args.power or args.choose):
+        parser.error('give --power DIR or --choose DIR')
     return parser, args
 
 
 def main(argv=None):
     parser, args = parse_args(argv)
+    if args.choose:
+        chosen, missing = choose_second_regime(
+            {r: load_records(osp.join(args.choose, r)) for r in SECOND_ARM_CANDIDATES})
+        print(chosen or missing)
+        return 0 if chosen else SELECTION_MISSING
     folder = osp.join(args.power, 'scarce-20')
     records = load_records(folder)
     if not records:

@@ -5,8 +5,8 @@ compare_fashion_mnist.py``, issue #25):
   val interval, best-on-val checkpoint) and each regime is a whole number of val intervals;
 * the paired interval against a hand computation (Student t, 2 degrees of freedom);
 * rows, table, selection from records with known accuracies;
-* the README's table and regime selection are the tool's output on the committed records, whose
-  keys are today's configs and options;
+* the table and regime selection of docs/en/results/tables.md are the tool's output on the
+  committed records, whose keys are today's configs and options;
 * end to end on tiny Fashion-MNIST files: the tool trains two methods, scores the last and the
   best-on-val checkpoints on the test split (equal to a Runner.test of those checkpoints),
   exports the records; a second call trains nothing; ``--report`` rebuilds the same table
@@ -166,7 +166,7 @@ def test_tool_trains_scores_exports_and_reports(tmp_path, monkeypatch):
     monkeypatch.setattr(compare, '_compare_body', _fail)
     assert tool.main(argv) == 0
     assert (out / 'table.md').read_text() == table
-    # the README's table again from the committed records alone
+    # the docs' table again from the committed records alone
     (out / 'table.md').unlink()
     assert tool.main(['--regime', 'tiny', '--report', str(tmp_path / 'results'), '--figure',
                       str(tmp_path / 'fig2.png')]) == 0
@@ -197,18 +197,19 @@ def _accuracy_by_hand(folder, checkpoint, data_root):
 
 
 def test_readme_table_is_the_committed_records():
-    """The README's offline Tables 1 / 6 and its regime selection are what the tool makes of the
-    committed records (``results/fashion_mnist``), and every record's key is the key the tool
-    would give that run today (same resolved config, regime options and seed)."""
+    """The offline Tables 1 / 6 and the regime selection of docs/en/results/tables.md are what
+    the tool makes of the committed records (``results/fashion_mnist``), and every record's key
+    is the key the tool would give that run today (same resolved config, regime options and
+    seed)."""
     root = REPO_ROOT / 'results' / 'fashion_mnist'
     folder = root / compare.DEFAULT_REGIME
     records = load_records(str(folder))
     assert len(records) == len(METHODS) * 3
     table = format_table(summarise(records))
     assert (folder / 'table.md').read_text() == table + '\n'
-    readme = (REPO_ROOT / 'README.md').read_text()
-    assert table in readme
-    assert format_selection({r: load_records(str(root / r)) for r in REGIMES}) in readme
+    page = (REPO_ROOT / 'docs' / 'en' / 'results' / 'tables.md').read_text()
+    assert table in page
+    assert format_selection({r: load_records(str(root / r)) for r in REGIMES}) in page
     options = regime_options(REGIMES[compare.DEFAULT_REGIME])
     for r in records:
         method = next(m for m in METHODS if m['name'] == r['result']['method'])

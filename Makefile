@@ -2,8 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+SPHINXOPTS ?=
+DOCS_BUILD ?= docs/en/_build
 
-.PHONY: install install-cls demo test test-fast data canvases downstream clean-venv
+.PHONY: help install install-cls demo test docs data canvases downstream clean-venv
+
+help:  ## list the targets with what each does
+	@awk 'BEGIN {FS = ":.*##[ ]*"} /^[a-zA-Z_-]+:.*##/ {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install:  ## create .venv with torch, mmcv (ops), mmpretrain, mmdet, mmseg, mmrm (idempotent)
 	VENV=$(abspath $(VENV)) bash scripts/install_env.sh
@@ -26,5 +31,8 @@ downstream: canvases  ## the transfer chain: pretrain, fine-tune ATSS/GFL/Mask R
 test: install  ## the whole test suite
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-clean-venv:
+docs: install  ## the documentation as HTML in docs/en/_build/html (Sphinx, warnings are errors)
+	$(PY) -m sphinx -W --keep-going -b html $(SPHINXOPTS) docs/en $(DOCS_BUILD)/html
+
+clean-venv:  ## remove .venv (the next install starts from scratch)
 	rm -rf $(VENV)

@@ -7,6 +7,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
+from mmrm.models.utils.options import check_number, check_numbers
+
 
 @TRANSFORMS.register_module()
 class ClippedCutout(BaseTransform):
@@ -33,13 +35,19 @@ class ClippedCutout(BaseTransform):
 
     def __init__(self, shape: Union[int, Sequence[int]], pad_val: Union[float, Sequence[float]] = 0,
                  prob: float = 1.0):
-        h, w = (shape, shape) if isinstance(shape, numbers.Integral) else tuple(shape)
-        if not all(isinstance(v, numbers.Integral) and v >= 1 for v in (h, w)):
-            raise ValueError(f'ClippedCutout: shape must be an int >= 1 or (h, w) of such ints, '
-                             f'got {shape!r}')
-        if isinstance(prob, bool) or not isinstance(prob, numbers.Real) or not 0 <= prob <= 1:
-            raise ValueError(f'ClippedCutout: prob must be a number in [0, 1], got {prob!r}')
-        self.shape, self.pad_val, self.prob = (int(h), int(w)), pad_val, float(prob)
+        if isinstance(shape, numbers.Integral):
+            h = w = check_number('ClippedCutout', 'shape', shape, 1, integer=True,
+                                 hint='or (h, w) of such ints')
+        else:
+            h, w = check_numbers('ClippedCutout', 'shape', shape, 1, integer=True, length=2,
+                                 hint='(h, w), or one int for a square')
+        if isinstance(pad_val, numbers.Real):
+            check_number('ClippedCutout', 'pad_val', pad_val)
+        else:
+            check_numbers('ClippedCutout', 'pad_val', np.ravel(pad_val).tolist(),
+                          hint='one value per channel')
+        self.shape, self.pad_val = (h, w), pad_val
+        self.prob = check_number('ClippedCutout', 'prob', prob, 0, 1)
 
     def box(self, height: int, width: int):
         """``(y1, y2, x1, x2)`` of one draw."""

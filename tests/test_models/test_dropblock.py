@@ -99,7 +99,8 @@ def test_block_larger_than_the_map_drops_whole_channels():
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match=r'drop_prob \(1 - keep_prob\) must be in \[0, 1\)'):
+    with pytest.raises(ValueError,
+                       match=r'drop_prob must be a number in \[0, 1\) \(1 - keep_prob\)'):
         DropBlock(drop_prob=1.0, block_size=3)
     with pytest.raises(ValueError, match='block_size must be an int >= 1'):
         DropBlock(drop_prob=0.1, block_size=0)
@@ -107,7 +108,8 @@ def test_bad_settings():
         DropBlock(drop_prob=0.1, block_size=3, schedule='cosine')
     with pytest.raises(ValueError, match="ResNet has no stage 'layer5'"):
         backbone(stages=('layer5', ))
-    with pytest.raises(ValueError, match=r'drop_prob \(1 - keep_prob\)'):
+    with pytest.raises(ValueError, match=r'drop_prob must be a number in \[0, 1\) '
+                                         r'\(1 - keep_prob\), got -0.1'):
         backbone(dropblock=dict(type='DropBlock', drop_prob=-0.1, block_size=3))
     with pytest.raises(TypeError, match='no DropBlock placement is defined for block'):
         MODELS.build(dict(type='DropBlockBackbone', backbone_type='MobileNetV2',

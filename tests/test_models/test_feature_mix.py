@@ -167,7 +167,7 @@ def test_bad_settings_fail_at_build():
         tiny_model(dict(type='MoEx', prob=1.5, layers=['input']))
     with pytest.raises(ValueError, match=r'MoEx: lam must be a number in \[0, 1\]'):
         MoEx(lam=-0.1)
-    with pytest.raises(ValueError, match='ManifoldMixup: alpha must be a number > 0'):
+    with pytest.raises(ValueError, match='ManifoldMixup: alpha must be a finite number > 0'):
         ManifoldMixup(alpha=0)
     with pytest.raises(ValueError, match='layers must be a non-empty list'):
         FeatureCutMix(layers=[])

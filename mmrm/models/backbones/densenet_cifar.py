@@ -29,6 +29,7 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.densenet import DenseBlock, DenseTransition
 from mmpretrain.registry import MODELS
 
+from ..utils.options import check_number, check_numbers
 from .freezing import FreezeStagesMixin, freeze
 
 
@@ -115,8 +116,15 @@ class DenseNetCIFAR(FreezeStagesMixin, BaseBackbone):
             assert isinstance(arch, dict) and \
                 {'growth_rate', 'depths'} <= set(arch), \
                 'A custom arch needs a dict with growth_rate and depths'
-        self.growth_rate = arch['growth_rate']
-        self.depths = list(arch['depths'])
+        self.growth_rate = check_number('DenseNetCIFAR', 'growth_rate', arch['growth_rate'], 1,
+                                        integer=True)
+        self.depths = list(check_numbers('DenseNetCIFAR', 'depths', arch['depths'], 1,
+                                         integer=True))
+        for name, value in (('in_channels', in_channels), ('bn_size', bn_size)):
+            check_number('DenseNetCIFAR', name, value, 1, integer=True)
+        check_number('DenseNetCIFAR', 'drop_rate', drop_rate, 0, 1, high_open=True)
+        check_number('DenseNetCIFAR', 'compression_factor', compression_factor, 0, 1,
+                     low_open=True)
         # DenseNet-BC on CIFAR: "a convolution with 2k output channels" before block 1.
         self.init_channels = arch.get('init_channels', 2 * self.growth_rate)
         self.num_stages = len(self.depths)

@@ -1,12 +1,13 @@
 """DropBlock (Ghiasi, Lin and Le, "DropBlock: A regularization method for convolutional
 networks", NeurIPS 2018), as the authors' TPU ResNet code runs it."""
-import numbers
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmpretrain.registry import MODELS
+
+from ..utils.options import check_number
 
 SCHEDULES = ('linear', 'constant')
 
@@ -48,12 +49,9 @@ class DropBlock(nn.Module):
 
     def __init__(self, drop_prob: float, block_size: int, schedule: str = 'linear'):
         super().__init__()
-        if isinstance(drop_prob, bool) or not isinstance(drop_prob, numbers.Real) \
-                or not 0 <= drop_prob < 1:
-            raise ValueError(f'DropBlock: drop_prob (1 - keep_prob) must be in [0, 1), got '
-                             f'{drop_prob!r}')
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f'DropBlock: block_size must be an int >= 1, got {block_size!r}')
+        check_number('DropBlock', 'drop_prob', drop_prob, 0, 1, high_open=True,
+                     hint='1 - keep_prob')
+        check_number('DropBlock', 'block_size', block_size, 1, integer=True)
         if schedule not in SCHEDULES:
             raise ValueError(f'DropBlock: schedule must be one of {SCHEDULES}, got {schedule!r}')
         self.drop_prob = float(drop_prob)

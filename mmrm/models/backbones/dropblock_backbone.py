@@ -1,12 +1,12 @@
 """DropBlockBackbone: a backbone config with DropBlock placed as the DropBlock paper does."""
 import copy
-import numbers
 from typing import Optional, Sequence
 
 import torch.nn as nn
 from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck
 from mmpretrain.registry import MODELS
 
+from ..utils.options import check_numbers
 from .dropblock import DropBlock
 from .pyramidnet import PyramidBasicBlock, PyramidBottleneck
 
@@ -106,10 +106,8 @@ def DropBlockBackbone(backbone_type: str,
                          f"e.g. ('layer3', 'layer4'), got {stages!r}")
     if stage_scales is None:
         stage_scales = [0.25**(len(stages) - 1 - i) for i in range(len(stages))]
-    if len(stage_scales) != len(stages) or not all(
-            isinstance(s, numbers.Real) and 0 < s <= 1 for s in stage_scales):
-        raise ValueError(f'DropBlockBackbone: stage_scales must give one factor in (0, 1] per '
-                         f'stage {list(stages)}, got {stage_scales!r}')
+    check_numbers('DropBlockBackbone', 'stage_scales', stage_scales, 0, 1, low_open=True,
+                  length=len(stages), hint=f'one drop-rate factor per stage of {list(stages)}')
     dropblock = dict(dropblock)
     dropblock.setdefault('type', 'DropBlock')
     MODELS.build(copy.deepcopy(dropblock))  # a bad DropBlock setting fails here, named

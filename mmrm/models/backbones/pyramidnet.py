@@ -41,6 +41,7 @@ from mmcv.cnn.bricks import DropPath
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 
+from ..utils.options import check_number
 from .freezing import FreezeStagesMixin, freeze
 
 
@@ -215,11 +216,15 @@ class PyramidNet(FreezeStagesMixin, BaseBackbone):
         self.num_stages = 3
         block = PyramidBottleneck if bottleneck else PyramidBasicBlock
         divisor = 9 if bottleneck else 6
-        if depth < divisor + 2 or (depth - 2) % divisor != 0:
-            raise ValueError(
-                f'PyramidNet depth must be {divisor}n + 2 (n >= 1) with '
-                f'bottleneck={bottleneck}, got {depth}')
-        assert 0 <= drop_path_rate < 1, drop_path_rate
+        rule = f'{divisor}n + 2 with bottleneck={bottleneck}'
+        if check_number('PyramidNet', 'depth', depth, divisor + 2, integer=True,
+                        hint=rule) % divisor != 2 % divisor:
+            raise ValueError(f'PyramidNet: depth must be {rule} (n >= 1), got {depth}')
+        for name, value in (('alpha', alpha), ('in_channels', in_channels),
+                            ('base_channels', base_channels)):
+            check_number('PyramidNet', name, value, 0 if name == 'alpha' else 1,
+                         integer=name != 'alpha')
+        check_number('PyramidNet', 'drop_path_rate', drop_path_rate, 0, 1, high_open=True)
         self.depth = depth
         self.alpha = alpha
         self.bottleneck = bottleneck

@@ -7,7 +7,8 @@ import torch
 from mmpretrain.models.utils.batch_augments import CutMix
 from mmpretrain.registry import BATCH_AUGMENTS
 
-from .pair_mix import PairMix, check_positive
+from ..utils.options import check_number
+from .pair_mix import PairMix
 
 
 @BATCH_AUGMENTS.register_module()
@@ -35,7 +36,7 @@ class FeatureCutMix(PairMix):
     def __init__(self, alpha: float = 1.0, prob: float = 1.0,
                  layers: Union[str, Sequence[str]] = ('input', )):
         super().__init__(prob=prob, layers=layers)
-        self.alpha = check_positive('FeatureCutMix', 'alpha', alpha)
+        self.alpha = check_number('FeatureCutMix', 'alpha', alpha, 0, low_open=True)
         self._sampler = CutMix(alpha=self.alpha)
 
     def sample_box(self, hw: Tuple[int, int]) -> Tuple[Tuple[int, int, int, int], float]:

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from mmpretrain.registry import BATCH_AUGMENTS
 
-from .pair_mix import PairMix, check_positive
+from ..utils.options import check_number
+from .pair_mix import PairMix
 
 
 @BATCH_AUGMENTS.register_module()
@@ -34,7 +35,7 @@ class ManifoldMixup(PairMix):
     def __init__(self, alpha: float = 1.0, prob: float = 1.0,
                  layers: Union[str, Sequence[str]] = ('input', )):
         super().__init__(prob=prob, layers=layers)
-        self.alpha = check_positive('ManifoldMixup', 'alpha', alpha)
+        self.alpha = check_number('ManifoldMixup', 'alpha', alpha, 0, low_open=True)
 
     def sample_lam(self) -> float:
         return float(np.random.beta(self.alpha, self.alpha))

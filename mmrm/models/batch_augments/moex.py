@@ -5,7 +5,8 @@ from typing import Sequence, Tuple, Union
 import torch
 from mmpretrain.registry import BATCH_AUGMENTS
 
-from .pair_mix import PairMix, check_positive, check_prob
+from ..utils.options import check_number
+from .pair_mix import PairMix
 
 
 def pono_moments(x: torch.Tensor, eps: float = 1e-5) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -44,8 +45,8 @@ class MoEx(PairMix):
     def __init__(self, lam: float = 0.9, prob: float = 1.0, eps: float = 1e-5,
                  layers: Union[str, Sequence[str]] = ('input', )):
         super().__init__(prob=prob, layers=layers)
-        self.lam = check_prob('MoEx', 'lam', lam)
-        self.eps = check_positive('MoEx', 'eps', eps)
+        self.lam = check_number('MoEx', 'lam', lam, 0, 1)
+        self.eps = check_number('MoEx', 'eps', eps, 0, low_open=True)
 
     def mix(self, x: torch.Tensor, index: torch.Tensor) -> Tuple[torch.Tensor, float]:
         if x.dim() < 3:

@@ -1,22 +1,10 @@
 """The part every pairwise mixing op shares: probability, partner index, label interpolation."""
-import numbers
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-
-def check_prob(owner: str, name: str, value) -> float:
-    """``value`` as a float in [0, 1], or a ValueError naming ``owner.name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f'{owner}: {name} must be a number in [0, 1], got {value!r}')
-    return float(value)
-
-
-def check_positive(owner: str, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f'{owner}: {name} must be a number > 0, got {value!r}')
-    return float(value)
+from ..utils.options import check_number
 
 
 class PairMix:
@@ -47,7 +35,7 @@ class PairMix:
 
     def __init__(self, prob: float = 1.0, layers: Union[str, Sequence[str]] = ('input', )):
         name = type(self).__name__
-        self.prob = check_prob(name, 'prob', prob)
+        self.prob = check_number(name, 'prob', prob, 0, 1)
         if isinstance(layers, str):
             layers = (layers, )
         if (not isinstance(layers, (list, tuple)) or not layers

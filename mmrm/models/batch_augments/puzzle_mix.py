@@ -1,7 +1,6 @@
 """Puzzle Mix (Kim, Choo and Song, "Puzzle Mix: Exploiting Saliency and Local Statistics for
 Optimal Mixup", ICML 2020), following the authors' code (snu-mllab/PuzzleMix, ``mixup.py``)."""
 import functools
-import numbers
 import warnings
 from typing import Optional, Sequence, Tuple
 
@@ -10,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import BATCH_AUGMENTS
 
-from .pair_mix import check_positive, check_prob
+from ..utils.options import check_number, check_numbers
 
 GCO_HINT = ('PuzzleMix solves its mask with graph cuts from the `gco` module of the PyPI '
             'package gco-wrapper (pyGCO, the library the authors use): pip install gco-wrapper')
@@ -149,23 +148,16 @@ class PuzzleMix:
                  transport: bool = True,
                  t_eps: float = 0.8):
         self._gco = import_gco()
-        self.alpha = check_positive('PuzzleMix', 'alpha', alpha)
-        self.prob = check_prob('PuzzleMix', 'prob', prob)
-        if (isinstance(block_nums, (int, str)) or not block_nums
-                or not all(isinstance(n, int) and n >= 2 for n in block_nums)):
-            raise ValueError(f'PuzzleMix: block_nums must be a list of ints >= 2, got '
-                             f'{block_nums!r}')
-        self.block_nums = tuple(block_nums)
+        self.alpha = check_number('PuzzleMix', 'alpha', alpha, 0, low_open=True)
+        self.prob = check_number('PuzzleMix', 'prob', prob, 0, 1)
+        self.block_nums = check_numbers('PuzzleMix', 'block_nums', block_nums, 2, integer=True)
         if n_labels not in (2, 3, 4):
             raise ValueError(f'PuzzleMix: n_labels must be 2, 3 or 4, got {n_labels!r}')
-        self.n_labels = n_labels
-        if not isinstance(neigh_size, int) or neigh_size < 1:
-            raise ValueError(f'PuzzleMix: neigh_size must be an int >= 1, got {neigh_size!r}')
-        self.neigh_size = neigh_size
-        for name, value in (('beta', beta), ('gamma', gamma), ('eta', eta), ('t_eps', t_eps)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-                raise ValueError(f'PuzzleMix: {name} must be a number >= 0, got {value!r}')
-        self.beta, self.gamma, self.eta, self.t_eps = map(float, (beta, gamma, eta, t_eps))
+        self.n_labels = int(n_labels)
+        self.neigh_size = check_number('PuzzleMix', 'neigh_size', neigh_size, 1, integer=True)
+        self.beta, self.gamma, self.eta, self.t_eps = (
+            check_number('PuzzleMix', name, value, 0)
+            for name, value in (('beta', beta), ('gamma', gamma), ('eta', eta), ('t_eps', t_eps)))
         if not isinstance(transport, bool):
             raise ValueError(f'PuzzleMix: transport must be True or False, got {transport!r}')
         self.transport = transport

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmpretrain.registry import BATCH_AUGMENTS
 
+from ..utils.options import check_number
 from .resize_fill import resize_fill_nearest_
 
 INTERPOLATIONS = ('nearest', 'bilinear')
@@ -72,10 +73,8 @@ class RecursiveMixBatchAugment:
                  resize: bool = True,
                  use_history: bool = True,
                  reset_history: str = 'epoch'):
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
-                or not 0 < alpha <= 1:
-            raise ValueError(f'RecursiveMixBatchAugment: alpha must be a number in (0, 1] '
-                             f'(the largest historical area share), got {alpha!r}')
+        alpha = check_number('RecursiveMixBatchAugment', 'alpha', alpha, 0, 1, low_open=True,
+                             hint='the largest historical area share')
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f'RecursiveMixBatchAugment: interpolation must be one of '
                              f'{INTERPOLATIONS}, got {interpolation!r}')
@@ -86,7 +85,7 @@ class RecursiveMixBatchAugment:
             if not isinstance(value, bool):
                 raise ValueError(f'RecursiveMixBatchAugment: {name} must be True or False, '
                                  f'got {value!r}')
-        self.alpha = float(alpha)
+        self.alpha = alpha
         self.interpolation = interpolation
         self.resize = resize
         self.use_history = use_history

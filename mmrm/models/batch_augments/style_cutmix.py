@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.registry import BATCH_AUGMENTS
 
+from ..utils.options import check_number
 from .adain import AdaINStyleTransfer, adain
-from .pair_mix import check_positive, check_prob
 
 DISTANCE_HINT = (
     'the (K, K) class style-distance matrix: styleDistanceMatrix10.pt / styleDistanceMatrix100.pt'
@@ -111,12 +111,12 @@ class StyleCutMix:
                  prob: float = 0.5,
                  style_size: int = 224,
                  random_init: bool = False):
-        self.prob = check_prob('StyleCutMix', 'prob', prob)
-        self.r = check_prob('StyleCutMix', 'r', r)
-        self.alpha = check_positive('StyleCutMix', 'alpha', alpha)
-        self.delta = check_positive('StyleCutMix', 'delta', delta)
+        self.prob = check_number('StyleCutMix', 'prob', prob, 0, 1)
+        self.r = check_number('StyleCutMix', 'r', r, 0, 1)
+        self.alpha = check_number('StyleCutMix', 'alpha', alpha, 0, low_open=True)
+        self.delta = check_number('StyleCutMix', 'delta', delta, 0, low_open=True)
         if gamma != 'auto':
-            gamma = check_positive('StyleCutMix', "gamma (or 'auto')", gamma)
+            gamma = check_number('StyleCutMix', "gamma (or 'auto')", gamma, 0, low_open=True)
         self.gamma = gamma
         if not isinstance(style_size, int) or style_size < 8 or style_size % 8:
             raise ValueError(f'StyleCutMix: style_size must be a positive multiple of 8 (the '

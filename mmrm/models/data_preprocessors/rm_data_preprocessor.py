@@ -9,6 +9,7 @@ from mmpretrain.structures import DataSample
 from mmrm.structures import RMMix
 from ..batch_augments import RecursiveMixBatchAugment
 from ..utils import check_labels, check_targets, to_device_async
+from ..utils.options import check_number
 
 
 @MODELS.register_module()
@@ -49,6 +50,9 @@ class RMDataPreprocessor(ClsDataPreprocessor):
 
     def __init__(self, batch_augments: Optional[dict] = None, non_blocking: bool = True,
                  **kwargs):
+        if kwargs.get('num_classes') is not None:
+            check_number('RMDataPreprocessor', 'num_classes', kwargs['num_classes'], 1,
+                         integer=True)
         if batch_augments is None:
             batch_augments = dict(augments=dict(type='RecursiveMixBatchAugment'))
         if not isinstance(batch_augments, dict) or 'augments' not in batch_augments:

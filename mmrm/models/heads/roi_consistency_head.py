@@ -8,6 +8,7 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
 from ..utils import SpatialMap, roi_align_1x1_weights, to_device_async
+from ..utils.options import check_number
 
 #: how the 1x1 RoIAlign is computed: 'matmul' (one contraction with host-built weights, exact
 #: for RM's one box per batch), or the RoIAlign kernels of mmcv or torchvision (same values)
@@ -63,12 +64,8 @@ class RoIConsistencyHead(BaseModule):
                  init_cfg: Optional[dict] = dict(type='Normal', layer='Linear', std=0.01)):
         super().__init__(init_cfg=init_cfg)
         for name, value in (('num_classes', num_classes), ('in_channels', in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f'RoIConsistencyHead: {name} must be a positive int, '
-                                 f'got {value!r}')
-        if isinstance(omega, bool) or not isinstance(omega, (int, float)) or omega < 0:
-            raise ValueError(f'RoIConsistencyHead: omega must be a number >= 0 (0 disables the '
-                             f'consistency loss), got {omega!r}')
+            check_number('RoIConsistencyHead', name, value, 1, integer=True)
+        check_number('RoIConsistencyHead', 'omega', omega, 0)  # 0 disables the loss
         if not isinstance(share_fc, bool):
             raise ValueError(f'RoIConsistencyHead: share_fc must be True or False, '
                              f'got {share_fc!r}')

@@ -76,7 +76,7 @@ def test_loss_equals_hand_computation_over_two_steps(model):
     logits1 = model(d1['inputs'], mode='tensor')
     assert losses1['loss_rm'].item() == 0.  # first step: nothing pasted, weight 0
     y1 = d1['rm_mix'].scores
-    assert torch.allclose(losses1['loss'], soft_ce(logits1, y1), atol=1e-6)
+    assert torch.allclose(losses1['loss_cls'], soft_ce(logits1, y1), atol=1e-6)
     assert torch.allclose(model._hist_logits, logits1, atol=1e-6)
 
     d2 = pre(data_batch(seed=2), True)
@@ -86,7 +86,7 @@ def test_loss_equals_hand_computation_over_two_steps(model):
                         NUM_CLASSES).float()
     y2 = lam * y1 + (1 - lam) * labels2  # Eq. (1)
     logits2 = model(d2['inputs'], mode='tensor')
-    assert torch.allclose(losses2['loss'], soft_ce(logits2, y2), atol=1e-6)
+    assert torch.allclose(losses2['loss_cls'], soft_ce(logits2, y2), atol=1e-6)
     # Eq. (4) with torchvision's RoIAlign as an independent implementation
     fmap = model.backbone(d2['inputs'])[-1]
     boxes = [torch.tensor([[4., 8., 28., 24.]])] * 4
@@ -154,7 +154,7 @@ def test_losses_and_gradients_equal_an_independent_reference_path():
         lam_vec = torch.full((4, ), lam)
         ref_rm = model.roi_head.omega * (lam_vec * kl(p_h, z)).mean()
         (ref_loss + ref_rm).backward()
-        torch.testing.assert_close(losses['loss'], ref_loss, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(losses['loss_cls'], ref_loss, rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(losses['loss_rm'], ref_rm, rtol=1e-5, atol=1e-8)
         for n, p in model.named_parameters():
             torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-7, msg=n)
@@ -262,7 +262,7 @@ def test_amp_bf16_losses_follow_float32_and_train(model):
             losses = model.loss(**data)
         ref = model32.loss(**data)
         assert losses['loss_rm'].dtype == torch.float32
-        for key in ('loss', 'loss_rm'):
+        for key in ('loss_cls', 'loss_rm'):
             torch.testing.assert_close(losses[key].float(), ref[key], rtol=3e-2, atol=1e-6)
         assert (losses['loss_rm'].item() > 0) == (seed > 0)
     assert model._hist_logits.dtype == torch.bfloat16

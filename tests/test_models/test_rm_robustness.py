@@ -59,7 +59,7 @@ def test_switching_rm_off_trains_plainly_with_every_parameter_in_the_graph():
     model.zero_grad()
     losses = model.loss(**d)
     logits = model(d['inputs'], mode='tensor')
-    assert torch.allclose(losses['loss'], F.cross_entropy(logits, labels), atol=1e-6)
+    assert torch.allclose(losses['loss_cls'], F.cross_entropy(logits, labels), atol=1e-6)
     assert losses['loss_rm'].item() == 0
     sum(losses.values()).backward()
     # the RoI head is still in the graph (weight 0): DDP needs no find_unused_parameters
@@ -219,7 +219,7 @@ def test_label_smoothing_smooths_the_mixed_targets():
     assert d['rm_mix'].lam > 0 and (y.max(1).values < 1).all()
     logits = model(d['inputs'], mode='tensor')
     smoothed = y * 0.9 + 0.1 / NUM_CLASSES  # LabelSmoothLoss 'original' on soft scores
-    assert torch.allclose(losses['loss'], soft_ce(logits, smoothed), atol=1e-6)
+    assert torch.allclose(losses['loss_cls'], soft_ce(logits, smoothed), atol=1e-6)
 
 
 # ------------------------------------------------------------------ non-finite batches

@@ -5,7 +5,6 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmpretrain.models.classifiers import ImageClassifier
-from mmpretrain.models.heads import ClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
@@ -13,11 +12,7 @@ from mmrm.structures import RMMix
 from ..data_preprocessors import RMDataPreprocessor
 from ..heads import RoIConsistencyHead
 from ..utils import build_feature_tap, check_num_classes
-
-
-#: heads whose ``loss`` override only refuses distillation (checked at build time) and is
-#: otherwise ClsHead's
-_LOSS_ONLY_REFUSES_DISTILLATION = ('EfficientFormerClsHead', )
+from .rm_checks import check_head_loss, check_roi_head
 
 
 @MODELS.register_module()
@@ -29,7 +24,7 @@ class RMClassifier(ImageClassifier):
     :class:`~mmrm.structures.RMMix` of :class:`RMDataPreprocessor` (mixed scores, box B, lam):
 
     - main path (Eq. 3), exactly the original model's: ``logits = head(neck(backbone(x)))``
-      (N, K) and ``loss = head.loss_module(logits, y_mix)``;
+      (N, K) and ``loss_cls = head.loss_module(logits, y_mix)``;
     - RoI path (Eq. 4): :math:`\tilde p^t_{roi} = H'(\mathrm{RoIAlign}_{1\times1}(F, B))`, where
       ``F`` is the map the main path pools globally, read from the forward pass by a
       :class:`~mmrm.models.utils.FeatureTap` chosen from the model's structure: the input of
@@ -86,7 +81,7 @@ class RMClassifier(ImageClassifier):
                              "(type='RMDataPreprocessor', the default), got "
                              f'{type(self.data_preprocessor).__name__}')
         self.data_preprocessor._owned_by_rm_classifier = True
-        self._check_head_loss()
+        check_head_loss(self.head)
 
         self.feature_tap = build_feature_tap(self.backbone, self.neck if self.with_neck else None)
         # the dotted name, not the module: an attribute would register it a second time
@@ -105,7 +100,9 @@ class RMClassifier(ImageClassifier):
                     'set roi_head.in_channels to its number of channels')
             roi_head['in_channels'] = width
         self.roi_head: RoIConsistencyHead = MODELS.build(roi_head)
-        self._check_roi_head(num_classes, width, final_linear)
+        check_roi_head(self.roi_head, num_classes, width, self.head, final_linear,
+                       self._final_linear_name, self.feature_tap.describe())
+        self._check_history_use(self.data_preprocessor.rm_augment)
         # Main logits of the last training step (p^h of Eq. 3), detached, and whether that
         # step's loss was finite (a 0-d device bool, until the next mix reads it).
         self._hist_logits: Optional[torch.Tensor] = None
@@ -119,29 +116,6 @@ class RMClassifier(ImageClassifier):
         self.data_preprocessor._on_switch = self._drop_history
 
     # ---------------------------------------------------------------- build-time checks
-    def _check_head_loss(self) -> None:
-        """:meth:`loss` computes ``head.loss_module(head(feats), scores)``, which is the head's
-        own loss only where neither ``loss`` nor ``_get_loss`` is overridden: ArcFace, say,
-        adds its margin inside its ``loss`` and would silently train without it here."""
-        head = self.head
-        own_loss = isinstance(head, ClsHead) and [
-            cls.__name__ for cls in type(head).__mro__[:type(head).__mro__.index(ClsHead)]
-            if ('loss' in vars(cls) or '_get_loss' in vars(cls))
-            and cls.__name__ not in _LOSS_ONLY_REFUSES_DISTILLATION]
-        if not isinstance(head, ClsHead) or own_loss:
-            raise ValueError(
-                f'RMClassifier: the head {type(head).__name__} does not compute its loss as '
-                "ClsHead does (loss_module on the logits and the batch's targets), which the "
-                'mixed RM targets need; use a ClsHead-based head (LinearClsHead, '
-                'VisionTransformerClsHead, StackedLinearClsHead, ...)')
-        if getattr(head, 'cal_acc', False):
-            raise ValueError('RMClassifier: head.cal_acc=True needs hard labels, but RM mixes '
-                             'them; set cal_acc=False')
-        if getattr(head, 'dist', False) or getattr(head, 'distillation', False):
-            raise ValueError(f'RMClassifier: {type(head).__name__} with a distillation token '
-                             'cannot be trained in MMPretrain (it needs a teacher); set '
-                             'distillation=False')
-
     def _find_final_linear(self) -> Tuple[Optional[str], Optional[nn.Linear]]:
         """The main classifier's last linear layer (the one ``share_fc`` reuses): in the head,
         the last ``nn.Linear`` giving the head's classes (a distillation classifier excluded);
@@ -178,39 +152,6 @@ class RMClassifier(ImageClassifier):
         if final_linear is not None and self._final_linear_name.startswith('backbone.'):
             return final_linear.in_features  # the backbone pools, then classifies itself
         return None
-
-    def _check_roi_head(self, num_classes: int, width: Optional[int],
-                        final_linear: Optional[nn.Linear]) -> None:
-        roi = self.roi_head
-        if roi.num_classes != num_classes:
-            raise ValueError(f'RMClassifier: roi_head.num_classes={roi.num_classes} must equal '
-                             f'the main classifier num_classes={num_classes}')
-        if width is not None and roi.in_channels != width:
-            raise ValueError(f'RMClassifier: roi_head.in_channels={roi.in_channels} must equal '
-                             f'the channels of the map pooled at {self.feature_tap.describe()}, '
-                             f'which the main classifier sees as {width}')
-        if roi.share_fc:
-            if final_linear is None:
-                raise ValueError('RMClassifier: roi_head.share_fc=True needs a final linear '
-                                 f'classifier to share; {type(self.head).__name__} has none: '
-                                 'set share_fc=False')
-            if final_linear.in_features != roi.in_channels:
-                raise ValueError(
-                    f'RMClassifier: roi_head.share_fc=True needs the main classifier '
-                    f'({self._final_linear_name}) to take the pooled map\'s '
-                    f'{roi.in_channels} channels, but it takes {final_linear.in_features} '
-                    '(the head transforms the pooled feature first); set share_fc=False')
-            # a norm or a layer of the same width before it (LeViT's BN1d) would be skipped
-            # by H', which then is not the main classifier though the widths agree
-            before = [f'head.{n}' for n, m in self.head.named_modules()
-                      if m is not final_linear and any(True for _ in m.parameters(False))]
-            if before:
-                raise ValueError(
-                    f'RMClassifier: roi_head.share_fc=True needs the main classifier '
-                    f'({self._final_linear_name}) to be the only layer with weights in the '
-                    f'head, but {", ".join(before)} transforms the pooled feature too; set '
-                    'share_fc=False')
-        self._check_history_use(self.data_preprocessor.rm_augment)
 
     def _check_history_use(self, aug) -> None:
         if aug is not None and self.roi_head.omega > 0 and not aug.use_history:
@@ -278,15 +219,17 @@ class RMClassifier(ImageClassifier):
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[List[DataSample]] = None,
              rm_mix: Optional[RMMix] = None) -> dict:
-        """CE on the mixed targets plus the RoI consistency term; updates p^h."""
+        """``loss_cls`` (CE on the mixed targets) and ``loss_rm`` (the RoI consistency term),
+        whose sum MMEngine optimises and logs as ``loss``; updates p^h."""
         if rm_mix is None:
             raise RuntimeError('RMClassifier.loss needs rm_mix, what RMDataPreprocessor makes '
                                'of a labelled batch in training mode (model.data_preprocessor('
                                'data, training=True) gives it with the inputs)')
         with self.feature_tap.capture(rm_mix.input_hw) as found:
             logits = self.head(self.extract_feat(inputs))
-        losses = dict(loss=self.head.loss_module(logits, rm_mix.scores,
-                                                 avg_factor=logits.size(0)))
+        # 'loss_cls', not 'loss': MMEngine logs the sum of the 'loss*' terms as 'loss'
+        losses = dict(loss_cls=self.head.loss_module(logits, rm_mix.scores,
+                                                     avg_factor=logits.size(0)))
         self._roi_grids[rm_mix.input_hw] = found.map.grid_hw
         shared = self.get_submodule(self._final_linear_name) if self.roi_head.share_fc else None
         # compiled code reads the box and lam only as tensors (Python numbers: one graph each)
@@ -295,5 +238,5 @@ class RMClassifier(ImageClassifier):
                                    roi=rm_mix.roi)
         lam = rm_mix.lam_tensor if torch.compiler.is_compiling() else rm_mix.lam
         losses['loss_rm'] = self.roi_head.loss(roi_logits, self._history_target(logits), lam)
-        self._keep_logits(logits, losses['loss'], rm_mix)
+        self._keep_logits(logits, losses['loss_cls'], rm_mix)
         return losses

@@ -145,6 +145,15 @@ class RecursiveMixBatchAugment:
             self._hist_x, self._hist_y = x, y
             return
         prev_x, prev_y = self._hist_x, self._hist_y
+        if x.device.type == 'cpu' and ok.device.type == 'cpu':
+            # on the host the verdict costs no sync: keep the batch itself instead of copying
+            # it through torch.where (a whole-batch read and write, half the op at 224 px, #35)
+            if not bool(ok):
+                if prev_x is None or prev_x.shape != x.shape or prev_y.shape != y.shape:
+                    prev_x, prev_y = x.new_zeros(x.shape), y.new_full(y.shape, 1. / y.size(1))
+                x, y = prev_x, prev_y
+            self._hist_x, self._hist_y = x, y
+            return
         if prev_x is None or prev_x.shape != x.shape or prev_y.shape != y.shape:
             prev_x, prev_y = x.new_zeros(()), y.new_full((), 1. / y.size(1))
         self._hist_x = torch.where(ok, x, prev_x)
@@ -186,6 +195,8 @@ class RecursiveMixBatchAugment:
         if (hist is None or hist.size(0) < n or hist.shape[1:] != inputs.shape[1:]
                 or hist_scores.shape[1:] != scores.shape[1:]):
             return None, None
+        if hist.size(0) == n:  # the usual case: no slicing views per step
+            return hist, hist_scores
         return hist[:n], hist_scores[:n]
 
     # Eager under torch.compile on purpose: traced, every drawn box would be a new graph
@@ -194,7 +205,8 @@ class RecursiveMixBatchAugment:
     def __call__(self, inputs: torch.Tensor,
                  batch_score: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mix ``inputs`` (N, C, H, W) with the history; ``batch_score`` is (N, num_classes)."""
-        if inputs.dim() != 4 or batch_score.dim() != 2 or len(batch_score) != len(inputs):
+        if inputs.dim() != 4 or batch_score.dim() != 2 \
+                or batch_score.shape[0] != inputs.shape[0]:
             raise ValueError('RecursiveMixBatchAugment mixes an (N, C, H, W) image batch with '
                              f'(N, num_classes) scores; got inputs {tuple(inputs.shape)} and '
                              f'scores {tuple(batch_score.shape)}')
@@ -224,9 +236,16 @@ class RecursiveMixBatchAugment:
         if self.use_history:
             # the sum of a batch is finite exactly when its pixels are (barring an overflow of
             # finite values, rejected too): one reduction. The scores were checked on the host.
-            self.last_finite = torch.isfinite(inputs.detach().sum()) \
-                if self.check_finite else None
-            self._pending = (inputs.detach(), scores.detach(), self.last_finite)
+            # isfinite(s) as d == d for d = s - s (0 for a finite s, NaN otherwise): two
+            # elementwise ops on the 0-d sum instead of torch.isfinite's four
+            detached = inputs.detach()
+            if self.check_finite:
+                diff = detached.sum()
+                diff = diff.sub_(diff)
+                self.last_finite = diff.eq(diff)
+            else:
+                self.last_finite = None
+            self._pending = (detached, scores.detach(), self.last_finite)
         self.last_box = (x1, y1, x2, y2)
         self.last_lam = lam
         return inputs, scores

@@ -72,9 +72,12 @@ def test_multi_label_and_missing_classes_are_refused(pre):
         pre(d, True)
     cfg = tiny_model_cfg()
     cfg['data_preprocessor'] = dict(mean=[0.] * 3, std=[1.] * 3)
-    no_k = MODELS.build(cfg).data_preprocessor
+    # without data_preprocessor.num_classes the one-hot targets are as wide as the head's
+    scores = MODELS.build(cfg).data_preprocessor(data_batch(n=2), True)['rm_mix'].scores
+    assert scores.shape == (2, NUM_CLASSES)
+    alone = MODELS.build(dict(type='RMDataPreprocessor'))  # no classifier, no count anywhere
     with pytest.raises(ValueError, match='set num_classes'):
-        no_k(data_batch(n=2), True)
+        alone.batch_scores(data_batch(n=2)['data_samples'], torch.device('cpu'))
 
 
 def test_a_batch_without_labels_is_not_mixed(pre):

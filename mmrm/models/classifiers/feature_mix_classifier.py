@@ -10,7 +10,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import BATCH_AUGMENTS, MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils import check_num_classes, check_targets
+from ..utils import check_batch, check_channels, check_num_classes, check_targets, input_channels
 
 INPUT = 'input'
 
@@ -34,18 +34,29 @@ def stack_scores(owner: str, data_samples: List[DataSample]) -> torch.Tensor:
 
 class TargetChecks:
     """Mixin of the label-mixing classifiers: the data preprocessor's class count is the
-    head's (at build time) and the dataset's labels / scores fit it (before the targets are
-    made, i.e. before the first optimizer step), with errors naming the option."""
+    head's (at build time; unset, it becomes the head's, the width of the one-hot targets),
+    the batch is not empty and the dataset's labels / scores fit the head (before the targets
+    are made, i.e. before the first optimizer step), and the images have the channels of the
+    backbone's first convolution, with errors naming the sample, option or count."""
 
-    def _check_num_classes(self) -> None:
+    def _init_checks(self) -> None:
         k = getattr(self.head, 'num_classes', None)
         if k is not None:
             check_num_classes(type(self).__name__, self.data_preprocessor, k)
+            if getattr(self.data_preprocessor, 'num_classes', 0) is None:
+                self.data_preprocessor.num_classes = k
+        self._model_input = input_channels(self.backbone)
 
     def train_step(self, data, optim_wrapper):
-        samples = data.get('data_samples') if isinstance(data, dict) else None
-        check_targets(type(self).__name__, samples, getattr(self.head, 'num_classes', None))
+        if isinstance(data, dict):
+            samples = data.get('data_samples')
+            check_batch(type(self).__name__, data['inputs'], samples)
+            check_targets(type(self).__name__, samples, getattr(self.head, 'num_classes', None))
         return super().train_step(data, optim_wrapper)
+
+    def extract_feat(self, inputs, *args, **kwargs):
+        check_channels(type(self).__name__, inputs, *self._model_input)
+        return super().extract_feat(inputs, *args, **kwargs)
 
 
 @MODELS.register_module()
@@ -106,7 +117,7 @@ class FeatureMixClassifier(TargetChecks, ImageClassifier):
                          train_cfg=train_cfg,
                          data_preprocessor=onehot_preprocessor(data_preprocessor),
                          init_cfg=init_cfg)
-        self._check_num_classes()
+        self._init_checks()
         mixes = feature_mix if isinstance(feature_mix, (list, tuple)) else [feature_mix]
         self.feature_mixes = [BATCH_AUGMENTS.build(m) if isinstance(m, dict) else m
                               for m in mixes]

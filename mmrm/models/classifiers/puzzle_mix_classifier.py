@@ -53,7 +53,7 @@ class PuzzleMixClassifier(TargetChecks, ImageClassifier):
                          train_cfg=train_cfg,
                          data_preprocessor=onehot_preprocessor(data_preprocessor),
                          init_cfg=init_cfg)
-        self._check_num_classes()
+        self._init_checks()
         puzzle_mix = dict(type='PuzzleMix') if puzzle_mix is None else puzzle_mix
         self.puzzle_mix = BATCH_AUGMENTS.build(puzzle_mix) if isinstance(
             puzzle_mix, dict) else puzzle_mix

@@ -11,7 +11,7 @@ from mmpretrain.structures import DataSample
 from mmrm.structures import RMMix
 from ..data_preprocessors import RMDataPreprocessor
 from ..heads import RoIConsistencyHead
-from ..utils import build_feature_tap, check_num_classes
+from ..utils import build_feature_tap, check_num_classes, input_channels
 from .rm_checks import check_head_loss, check_roi_head
 
 
@@ -89,6 +89,7 @@ class RMClassifier(ImageClassifier):
         num_classes = self._num_classes(final_linear)
         check_num_classes('RMClassifier', self.data_preprocessor, num_classes)
         self.data_preprocessor._model_num_classes = num_classes
+        self.data_preprocessor._model_input = input_channels(self.backbone)
         roi_head = dict(type='RoIConsistencyHead') if roi_head is None else dict(roi_head)
         roi_head.setdefault('num_classes', num_classes)
         width = self._pooled_width(final_linear)
@@ -222,6 +223,9 @@ class RMClassifier(ImageClassifier):
         """``loss_cls`` (CE on the mixed targets) and ``loss_rm`` (the RoI consistency term),
         whose sum MMEngine optimises and logs as ``loss``; updates p^h."""
         if rm_mix is None:
+            if data_samples is None:
+                raise ValueError('RMClassifier: a training batch needs data_samples with '
+                                 'targets (gt_label or gt_score); this batch has none')
             raise RuntimeError('RMClassifier.loss needs rm_mix, what RMDataPreprocessor makes '
                                'of a labelled batch in training mode (model.data_preprocessor('
                                'data, training=True) gives it with the inputs)')

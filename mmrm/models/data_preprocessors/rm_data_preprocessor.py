@@ -1,5 +1,5 @@
 """Data preprocessor that runs RecursiveMix and hands the classifier what it did."""
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from mmpretrain.models.utils import ClsDataPreprocessor, RandomBatchAugment
@@ -8,7 +8,7 @@ from mmpretrain.structures import DataSample
 
 from mmrm.structures import RMMix
 from ..batch_augments import RecursiveMixBatchAugment
-from ..utils import check_labels, check_targets, to_device_async
+from ..utils import check_batch, check_channels, check_targets, to_device_async
 from ..utils.options import check_number
 
 
@@ -82,8 +82,10 @@ class RMDataPreprocessor(ClsDataPreprocessor):
         self._non_blocking = bool(non_blocking)
         # Set by RMClassifier; a plain ImageClassifier would silently drop the RM loss.
         self._owned_by_rm_classifier = False
-        # the classifier's class count (set by RMClassifier), to check soft targets' width
+        # the classifier's class count and (in_channels, name) of its first convolution (set
+        # by RMClassifier), to check the targets' width and the images' channels
         self._model_num_classes: Optional[int] = None
+        self._model_input: Tuple[Optional[int], Optional[str]] = (None, None)
         # Set by RMClassifier: RMMix -> RMMix.roi (or None while the map size is unknown).
         self._prepare_roi: Optional[Callable[[RMMix], Optional[torch.Tensor]]] = None
         # Set by RMClassifier: whether its last step's loss was finite (a 0-d device bool, or
@@ -123,17 +125,17 @@ class RMDataPreprocessor(ClsDataPreprocessor):
 
     def batch_scores(self, samples: List[DataSample], device: torch.device) -> torch.Tensor:
         """``(N, K)`` float32 targets of a batch on ``device``: one-hot of the ``gt_label``s,
-        or the stacked ``gt_score``s where the samples have them. Both are checked on the host
-        first (:func:`~mmrm.models.utils.check_targets`: integer labels below K; score rows
-        finite, non-negative, summing to 1), so a bad target stops before any step."""
+        or the stacked ``gt_score``s where the samples have them, K the classifier's classes.
+        Both are checked on the host first (:func:`~mmrm.models.utils.check_targets`: labels in
+        MMPretrain's forms, integers below K; score rows of width K, finite, non-negative,
+        summing to 1 within their dtype's rounding), so a bad target stops before any step."""
         first = samples[0]
-        num_classes = self.num_classes or first.get('num_classes')
+        num_classes = self.num_classes or self._model_num_classes or first.get('num_classes')
+        check_targets('RMDataPreprocessor', samples, num_classes)  # host data: no sync
         if 'gt_score' in first:
-            check_targets('RMDataPreprocessor', samples, num_classes or self._model_num_classes)
             scores = torch.stack([s.gt_score for s in samples]).float()
             return to_device_async(scores, device)
         labels = torch.cat([s.gt_label for s in samples])
-        check_labels('RMDataPreprocessor', labels, None)  # the dtype, before any indexing
         if labels.numel() != len(samples):
             raise ValueError('RMDataPreprocessor: RecursiveMix mixes single-label targets, one '
                              f'gt_label per sample; got {labels.numel()} labels for '
@@ -141,14 +143,16 @@ class RMDataPreprocessor(ClsDataPreprocessor):
         if num_classes is None:
             raise ValueError('RMDataPreprocessor: set num_classes (data_preprocessor.num_classes'
                              ' or the dataset\'s) to make one-hot targets')
-        check_labels('RMDataPreprocessor', labels, num_classes)  # host labels: no sync
         labels = to_device_async(labels, device)
         scores = torch.zeros(len(samples), num_classes, device=device)
         return scores.scatter_(1, labels[:, None], 1.)
 
     def forward(self, data: dict, training: bool = False) -> dict:
+        check_batch('RMDataPreprocessor', data['inputs'], data.get('data_samples'))
         if not training:
-            return super().forward(data, False)
+            out = super().forward(data, False)
+            check_channels('RMDataPreprocessor', out['inputs'], *self._model_input)
+            return out
         if not self._owned_by_rm_classifier:
             raise RuntimeError(
                 'RMDataPreprocessor must be the data_preprocessor of an RMClassifier '
@@ -157,8 +161,9 @@ class RMDataPreprocessor(ClsDataPreprocessor):
                 "type='RecursiveMixBatchAugment')) with the default ClsDataPreprocessor.")
         # the parent normalises, converts to RGB and pads; it sees no samples, so no labels
         inputs = super().forward(dict(inputs=data['inputs']), training)['inputs']
+        check_channels('RMDataPreprocessor', inputs, *self._model_input)
         samples = data.get('data_samples')
-        if not samples:
+        if samples is None:
             # a batch without labels skips the augment; never report a stale box for it
             if self.rm_augment is not None:
                 self.rm_augment.last_box, self.rm_augment.last_lam = (0, 0, 0, 0), 0.

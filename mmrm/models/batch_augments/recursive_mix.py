@@ -13,6 +13,8 @@ from .resize_fill import resize_fill_nearest_
 
 INTERPOLATIONS = ('nearest', 'bilinear')
 RESET_POLICIES = ('epoch', 'never')
+#: the CPU verdicts as 0-d bool tensors, made once (read-only: nothing writes into a verdict)
+HOST_VERDICTS = {False: torch.tensor(False), True: torch.tensor(True)}
 
 
 @BATCH_AUGMENTS.register_module()
@@ -191,7 +193,8 @@ class RecursiveMixBatchAugment:
         if not self.use_history:
             perm = torch.randperm(n, device=inputs.device)
             return inputs[perm], scores[perm]
-        hist, hist_scores = self.history_inputs, self.history_scores
+        self._commit()
+        hist, hist_scores = self._hist_x, self._hist_y
         if (hist is None or hist.size(0) < n or hist.shape[1:] != inputs.shape[1:]
                 or hist_scores.shape[1:] != scores.shape[1:]):
             return None, None
@@ -221,7 +224,7 @@ class RecursiveMixBatchAugment:
             x1 = y1 = x2 = y2 = 0
             lam = 0.
         else:
-            box = inputs[..., y1:y2, x1:x2]
+            box = inputs[:, :, y1:y2, x1:x2]
             if src_inputs.untyped_storage().data_ptr() == inputs.untyped_storage().data_ptr():
                 src_inputs = src_inputs.clone()  # never read what this call overwrites
             if self.resize and self.interpolation == 'nearest':
@@ -236,15 +239,15 @@ class RecursiveMixBatchAugment:
         if self.use_history:
             # the sum of a batch is finite exactly when its pixels are (barring an overflow of
             # finite values, rejected too): one reduction. The scores were checked on the host.
-            # isfinite(s) as d == d for d = s - s (0 for a finite s, NaN otherwise): two
-            # elementwise ops on the 0-d sum instead of torch.isfinite's four
             detached = inputs.detach()
-            if self.check_finite:
+            if not self.check_finite:
+                self.last_finite = None
+            elif detached.device.type == 'cpu':  # read on the host: no sync, no 0-d ops
+                self.last_finite = HOST_VERDICTS[math.isfinite(detached.sum().item())]
+            else:  # isfinite(s) as d == d, d = s - s (0 if s is finite, else NaN): 2 ops, not 4
                 diff = detached.sum()
                 diff = diff.sub_(diff)
                 self.last_finite = diff.eq(diff)
-            else:
-                self.last_finite = None
             self._pending = (detached, scores.detach(), self.last_finite)
         self.last_box = (x1, y1, x2, y2)
         self.last_lam = lam

@@ -85,5 +85,8 @@ def resize_fill_nearest_(dst: torch.Tensor, src: torch.Tensor) -> None:
     else:  # one add per step: large tables are not worth keeping (a 224-px box has ~11k)
         flat = torch.add(row_offsets(out_h, in_h, in_w, src.device)[:, None],
                          nearest_index(out_w, in_w, src.device))
-    planes = src.reshape(n, c, 1, in_h * in_w).expand(n, c, out_h, in_h * in_w)
+    if src.is_contiguous():  # one view instead of a reshape and an expand
+        planes = src.as_strided((n, c, out_h, in_h * in_w), (c * in_h * in_w, in_h * in_w, 0, 1))
+    else:
+        planes = src.reshape(n, c, 1, in_h * in_w).expand(n, c, out_h, in_h * in_w)
     torch.gather(planes, 3, flat.expand(n, c, out_h, out_w), out=dst)

@@ -17,10 +17,10 @@ RM - baseline with 95 % intervals); the val-canvas scores are kept in the record
     python tools/downstream.py --report results/transfer    # the table from those records alone
 
 Each pretraining and fine-tuning is a run keyed by its resolved config, options, data, seed and
-the sha256 of the checkpoints it loads (mmrm/analysis/runs.py): a finished run of the same key
+the sha256 of the checkpoints it loads (mmrm/experiments/keys.py): a finished run of the same key
 is found in --work-dir and skipped, one of another key never reused, so an interrupted chain
 resumes where it stopped (a fine-tuning from its last checkpoint). Runs go to local processes
-(default) or, with --launcher slurm, to sbatch jobs (submitit). See mmrm/analysis/transfer.py.
+(default) or, with --launcher slurm, to sbatch jobs (submitit). See mmrm/experiments/transfer/.
 
     python tools/downstream.py --launcher slurm --partition gpu --jobs 12 --threads 4
 """
@@ -31,10 +31,9 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmrm.analysis.runs import add_launcher_args, slurm_parameters  # noqa: E402
-from mmrm.analysis.transfer_report import SPLITS  # noqa: E402
-from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, PAIRINGS, TransferChain,  # noqa
-                                    check_choices, pretrain_configs)
+from mmrm.experiments import add_launcher_args, slurm_parameters  # noqa: E402
+from mmrm.experiments.transfer import (DOWNSTREAM_MODELS, PAIRINGS, SPLITS,  # noqa: E402
+                                       TransferChain, check_choices, pretrain_configs)
 from mmrm.datasets import (CanvasOptions, FashionMNISTMissing, canvas_dataset_ready,  # noqa
                            write_canvas_dataset)
 
@@ -114,7 +113,7 @@ def main(argv=None):
     from mmrm.utils.stack import StackMissing
     args = parse_args(argv)
     if isinstance(args.report, str):  # the published records alone: no chain, no data
-        from mmrm.analysis.transfer import report_records
+        from mmrm.experiments.transfer import report_records
         try:
             report_records(args.report)
         except (RuntimeError, OSError) as exc:

@@ -1,6 +1,6 @@
 """Run one config over a list of values of one ``--cfg-options`` key and a list of seeds.
 
-Each (value, seed) is a run of the run cache (``mmrm/analysis/runs.py``) keyed by the resolved
+Each (value, seed) is a run of the run cache (``mmrm/experiments/``) keyed by the resolved
 config, the key's value and the other arguments, the checkpoint it loads (``load_from``) and the
 seed; it trains into its own work dir, ``work_dirs/<config name>/<key leaf>-<value>_seed-<seed>-
 <8 hex digits of the key>``, through ``tools/dist_train.sh`` (``--gpus`` > 1) or
@@ -30,9 +30,10 @@ import sys
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.dirname(TOOLS))
-from mmrm.analysis.runs import (Run, RunKey, add_launcher_args, config_digest,  # noqa: E402
-                                file_sha256, launcher_from_args, mean_std)
-from mmrm.analysis.work_dirs import best_metric  # noqa: E402
+from mmrm.experiments import (Run, RunKey, add_launcher_args, config_digest,  # noqa: E402
+                              launcher_from_args, mean_std)
+from mmrm.experiments.keys import config_inputs  # noqa: E402
+from mmrm.experiments.work_dirs import best_metric  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -60,13 +61,23 @@ def _train_body(ctx, cmd, metric):
     return dict(best=best_metric(ctx.folder, metric))
 
 
+def cfg_options_of(extra):
+    """The ``--cfg-options`` items among the arguments passed on to ``tools/train.py``."""
+    out, inside = [], False
+    for item in extra:
+        if item.startswith('--'):
+            inside = item == '--cfg-options'
+        elif inside:
+            out.append(item)
+    return out
+
+
 def sweep_runs(args, extra):
-    """``[(value, run, command)]``: the keyed run of every (value, seed), values first."""
-    from mmengine.config import Config
+    """``[(value, run, command)]``: the keyed run of every (value, seed), values first. The key
+    holds the resolved config, the options (in canonical order), every checkpoint the run
+    loads (``load_from`` or an ``init_cfg`` checkpoint, in the config or in ``--cfg-options``:
+    its sha256) and the files of its datasets' ``data_root`` (their sha256)."""
     digest = config_digest(args.config)
-    load_from = Config.fromfile(args.config).get('load_from')
-    checkpoints = dict(load_from=file_sha256(load_from)) if load_from and osp.isfile(
-        load_from) else {}
     root = osp.join(args.work_root, osp.splitext(osp.basename(args.config))[0])
     leaf = args.key.split('.')[-1]
     if args.gpus > 1:
@@ -77,8 +88,9 @@ def sweep_runs(args, extra):
     for value in args.values:
         for seed in args.seeds:
             # processes per run change the total batch: part of the key, as train.py's args
+            inputs = config_inputs(args.config, [*cfg_options_of(extra), f'{args.key}={value}'])
             key = RunKey(digest, [f'--gpus={args.gpus}', *extra, f'{args.key}={value}'],
-                         checkpoints=checkpoints, seed=seed)
+                         data=inputs['data'], checkpoints=inputs['checkpoints'], seed=seed)
             stem = f'{leaf}-{value}_seed-{seed}'
             cmd = train + ['--work-dir', osp.join(root, f'{stem}-{key.short}'), *extra,
                            '--cfg-options', f'{args.key}={value}', f'randomness.seed={seed}']

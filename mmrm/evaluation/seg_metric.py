@@ -6,7 +6,7 @@ IoU of each class as ``IoU.<class name>`` (percent, unrounded; NaN for a class t
 labelled nor predicted anywhere, which ``mIoU``'s nanmean skips too), so that a mean over a subset
 of the classes can be computed from a run's metrics file: the transfer table's headline mIoU over
 the 10 Fashion-MNIST classes with the background left out
-(:func:`mmrm.analysis.transfer_report.object_miou`).
+(:func:`mmrm.experiments.transfer.models.object_miou`).
 """
 from typing import Dict
 

@@ -1,7 +1,7 @@
 """The ranking study (issue #34, preregistered in ``docs/en/results/ranking.md``): does RM beat
 the other mixers, and does resizing the history into the box help?
 
-The study has three arms, each a regime of :data:`mmrm.analysis.compare.REGIMES` with its
+The study has three arms, each a regime of :data:`mmrm.experiments.compare.REGIMES` with its
 methods, seeds and family of contrasts. A contrast ``(method, other)`` is the paired difference
 of last-epoch test error, ``err(other) - err(method)`` per seed: positive when ``method`` (RM)
 has the lower error. Holm's correction runs over the contrasts of one arm
@@ -54,7 +54,8 @@ DELTA, ALPHA, POWER = 0.5, 0.05, 0.8
 SD_CONFIDENCE = 0.8
 
 
-def errors_by_seed(records: Sequence[Dict], field: str = 'test_last') -> Dict[str, Dict[int, float]]:
+def errors_by_seed(records: Sequence[Dict],
+                   field: str = 'test_last') -> Dict[str, Dict[int, float]]:
     """``{method: {seed: error in %}}`` of comparison records (``100 - accuracy``)."""
     out: Dict[str, Dict[int, float]] = {}
     for r in records:
@@ -114,14 +115,13 @@ def format_power(est: Dict) -> str:
     return '\n'.join(lines)
 
 
-
 def choose_second_regime(records_by_regime: Dict[str, Sequence[Dict]]) -> Tuple[Optional[str],
                                                                                 Optional[str]]:
     """The not-tiny arm's regime by the preregistered rule: ``(regime, None)`` once chosen,
     ``(None, candidate)`` while ``candidate``'s selection runs (baseline and CutMix, seeds
     0-2) are missing. The first candidate whose CutMix leads the baseline by >= 2 baseline
     stds of val error is chosen; if none does, the first candidate."""
-    from mmrm.analysis.compare import selection_gain
+    from .compare import selection_gain
     for regime in SECOND_ARM_CANDIDATES:
         sel = selection_gain(records_by_regime.get(regime, ()))
         if sel is None or min(len(v) for v in sel['values'].values()) < 3:

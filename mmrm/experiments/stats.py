@@ -103,4 +103,3 @@ def pooled_sd(groups: Sequence[Sequence[float]]) -> Tuple[float, int]:
     ss = sum(sum((x - statistics.mean(g)) ** 2 for x in g) for g in groups)
     df = sum(len(g) - 1 for g in groups)
     return math.sqrt(ss / df), df
-

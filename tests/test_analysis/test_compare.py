@@ -1,4 +1,4 @@
-"""The offline Tables 1 / 6 (``mmrm.analysis.compare``, ``tools/analysis_tools/
+"""The offline Tables 1 / 6 (``mmrm.experiments.compare``, ``tools/analysis_tools/
 compare_fashion_mnist.py``, issue #25):
 
 * every method's config takes the regime's options (subset, batch, epochs, the cosine's T_max,
@@ -22,10 +22,10 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from mmrm.analysis import compare
-from mmrm.analysis.compare import (METHODS, REGIMES, format_selection, format_table,
+from mmrm.experiments import compare
+from mmrm.experiments.compare import (METHODS, REGIMES, format_selection, format_table,
                                    load_records, paired_interval, regime_options, summarise)
-from mmrm.analysis.runs import config_digest
+from mmrm.experiments import config_digest
 from tests.utils import REPO_ROOT, load_tool, write_fashion_mnist
 
 
@@ -183,7 +183,7 @@ def _accuracy_by_hand(folder, checkpoint, data_root):
     from mmpretrain.registry import MODELS
 
     from mmrm.datasets.fashion_mnist_splits import FashionMNISTSplit
-    from mmrm.analysis.work_dirs import work_dir_config
+    from mmrm.experiments.work_dirs import work_dir_config
     cfg = Config.fromfile(work_dir_config(osp.join(folder, 'train')))
     model = MODELS.build(cfg.model).eval()
     load_checkpoint(model, osp.join(folder, 'train', checkpoint), map_location='cpu')
@@ -216,3 +216,18 @@ def test_readme_table_is_the_committed_records():
         key = r['key']
         assert key['config'] == config_digest(str(REPO_ROOT / method['config'])), method
         assert key['cfg_options'] == options and key['seed'] == r['result']['seed']
+
+
+def test_report_refuses_a_folder_with_an_unreadable_record(tmp_path):
+    """``--report`` never publishes a table with a cell silently short of a run."""
+    import shutil
+    folder = tmp_path / 'scarce-20'
+    shutil.copytree(REPO_ROOT / 'results/fashion_mnist/scarce-20', folder)
+    text = (folder / 'rm_seed1.json').read_text()
+    (folder / 'rm_seed1.json').write_text(text[:len(text) // 2])
+    tool = load_tool('tools/analysis_tools/compare_fashion_mnist.py')
+    with pytest.raises(RuntimeError, match=r'rm_seed1\.json is not a run record \(truncated\?\)'):
+        tool.main(['--report', str(tmp_path), '--figure', str(tmp_path / 'f.png')])
+    (folder / 'rm_seed1.json').write_text('{"result": {"seed": 1}}')
+    with pytest.raises(RuntimeError, match=r'rm_seed1\.json is not a comparison run record'):
+        tool.main(['--report', str(tmp_path), '--figure', str(tmp_path / 'f.png')])

@@ -1,4 +1,4 @@
-"""The launcher / run cache (mmrm.analysis.runs) with cheap fake runs: a run is its key, results
+"""The launcher / run cache (mmrm.experiments: keys, records, run, launcher) with cheap fake runs: a run is its key, results
 are written atomically with their record, attempts keep their own logs and add up their time,
 and the same runs go through submitit's local executor and, with stub sbatch / srun / sacct /
 squeue / scancel on PATH, through its Slurm executor."""
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mmrm.analysis.runs import (KEY_FIELDS, Launcher, Run, RunKey, git_commit,
-                                library_versions, read_json, write_json_atomic)
+from mmrm.experiments import (KEY_FIELDS, Launcher, Run, RunKey, git_commit,
+                              library_versions, read_json, write_json_atomic)
 
 pytest.importorskip('submitit')
 
@@ -291,3 +291,32 @@ def test_a_published_record_of_the_same_key_is_the_finished_run(tmp_path):
     with pytest.raises(RuntimeError, match='published record .* truncated or corrupt'):
         launcher.run([run])
     assert calls(tmp_path / 'b') == []
+
+
+def test_options_in_another_order_or_repeated_are_the_same_key():
+    a = RunKey('c' * 64, ['x.a=1', 'x.b = 2'], seed=0)
+    b = RunKey('c' * 64, ['x.b=2', 'x.a=0', 'x.a=1'], seed=0)  # the last value of a key wins
+    assert a.digest == b.digest and a.differs(b.to_dict()) == []
+    assert RunKey('c' * 64, ['x.a=2', 'x.b=2'], seed=0).digest != a.digest
+    # a record keeps the options as given; the comparison is in canonical form
+    assert b.to_dict()['cfg_options'] == ['x.b=2', 'x.a=0', 'x.a=1']
+
+
+def test_a_second_process_on_a_running_key_waits_and_takes_its_record(tmp_path):
+    """Two launchers started on one key at once (here: two threads, each with its own lock
+    file handle, as two processes would be): the key trains once, the second waits for the
+    first and returns its record."""
+    import threading
+    lines = []
+    first = make_run(tmp_path, sleep=1.5)
+    second = make_run(tmp_path)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault('first', Launcher(
+        'inline', log=lambda x: None).run([first])[0]))
+    t.start()
+    time.sleep(0.5)  # the first holds the lock
+    out['second'] = Launcher('inline', log=lines.append).run([second])[0]
+    t.join()
+    assert len(calls(tmp_path)) == 1
+    assert out['second'] == out['first']
+    assert any('is running this key; waiting' in x and 'pid' in x for x in lines)

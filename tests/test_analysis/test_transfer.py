@@ -1,4 +1,4 @@
-"""The offline downstream chain (mmrm.analysis.transfer, tools/downstream.py) at toy size: a few
+"""The offline downstream chain (mmrm.experiments.transfer, tools/downstream.py) at toy size: a few
 canvases, one pretraining epoch on 64 images, two iterations per downstream model; the backbone
 each downstream config initialises equals the pretrained checkpoint exactly; scratch keeps the
 backbone's default init, scratch-long triples the schedule; the statistics of the table; the
@@ -22,12 +22,12 @@ pytest.importorskip('mmseg')
 from mmengine.config import Config  # noqa: E402
 
 from mmrm.analysis.downstream import check_backbone_init  # noqa: E402
-from mmrm.analysis.runs import Run, RunContext  # noqa: E402
-from mmrm.analysis.transfer import (DOWNSTREAM_MODELS, SCRATCH_METHODS,  # noqa: E402
-                                    SCRATCH_OPTIONS, TransferChain, _parse_options,
+from mmrm.experiments import Run, RunContext  # noqa: E402
+from mmrm.experiments.transfer import (DOWNSTREAM_MODELS, SCRATCH_METHODS,  # noqa: E402
+                                       SCRATCH_OPTIONS, TransferChain, parse_options,
                                     markdown_table,
                                     pretrain_configs, report_records, summarize)
-from mmrm.analysis.transfer_report import (OBJECT_CLASSES, derived_metrics,  # noqa: E402
+from mmrm.experiments.transfer import (OBJECT_CLASSES, derived_metrics,  # noqa: E402
                                            object_miou, paired_difference)
 from mmrm.datasets import CanvasOptions, FashionMNISTMissing, write_canvas_dataset  # noqa: E402
 from mmrm.utils.stack import StackMissing  # noqa: E402
@@ -305,18 +305,18 @@ def test_pairing_says_which_finetuning_seeds_run_from_which_pretraining(toy, pai
                                                                           expected):
     c, _ = chain(toy, methods=['scratch', 'rm'], models=['atss'], seeds=[0, 1, 2],
                  pretrain_seeds=[0, 1], pairing=pairing)
-    assert c.pairs_of('rm') == expected
-    assert c.pairs_of('scratch') == [(None, 0), (None, 1), (None, 2)]
+    assert c.plan.pairs_of('rm') == expected
+    assert c.plan.pairs_of('scratch') == [(None, 0), (None, 1), (None, 2)]
     backbones = {('scratch', None): None, ('rm', 0): __file__, ('rm', 1): __file__}
     runs = c._finetune_runs(backbones)
     assert [r.name for r in runs] == [
         f'atss {m}' + ('' if p is None else f' pre {p}') + f' seed {s}'
         for seed in (0, 1, 2) for m in ('scratch', 'rm')
-        for p, s in c.pairs_of(m) if s == seed]
+        for p, s in c.plan.pairs_of(m) if s == seed]
     # cycle with one fine-tuning seed needs the first pretraining only
     one, _ = chain(toy, methods=['rm'], models=['atss'], seeds=[5], pretrain_seeds=[0, 1],
                    pairing='cycle')
-    assert one._pretrainings() == [('rm', 0)]
+    assert one.plan.pretrainings() == [('rm', 0)]
     with pytest.raises(ValueError, match='pairing must be one of cross, cycle'):
         chain(toy, pairing='zip')
 
@@ -354,7 +354,7 @@ def test_scratch_keeps_the_backbone_default_init(model):
     """Only the checkpoint load is removed: the scratch backbone is initialised as its class
     does by default (Kaiming convs, zero-init residual norms), not at PyTorch's default."""
     cfg = Config.fromfile(str(REPO_ROOT / DOWNSTREAM_MODELS[model].config))
-    cfg.merge_from_dict(_parse_options(SCRATCH_OPTIONS))
+    cfg.merge_from_dict(parse_options(SCRATCH_OPTIONS))
     bb = cfg.model.backbone.to_dict()
     assert bb['init_cfg'] == dict(type='Kaiming', layer='Conv2d')
     assert bb['frozen_stages'] == -1 and bb['norm_eval'] is False
@@ -379,7 +379,7 @@ def test_scratch_long_triples_the_schedule(tmp_path):
 
     def resolved(model, method):
         cfg = C.fromfile(str(REPO_ROOT / DOWNSTREAM_MODELS[model].config))
-        cfg.merge_from_dict(_parse_options(c.shaping_options(model, method)))
+        cfg.merge_from_dict(parse_options(c.plan.shaping_options(model, method)))
         return cfg
     for model in ('atss', 'gfl'):
         short, long = resolved(model, 'scratch'), resolved(model, 'scratch-long')
@@ -405,8 +405,8 @@ def test_scratch_long_triples_the_schedule(tmp_path):
     # the user's schedule is what is tripled (the toy options of the tests)
     toy = TransferChain(str(tmp_path), methods=['scratch-long'], models=['atss', 'pspnet'],
                         seeds=[0], finetune_options=FINETUNE_OPTIONS, launcher='inline')
-    assert 'train_cfg.max_epochs=3' in toy.shaping_options('atss', 'scratch-long')
-    seg = toy.shaping_options('pspnet', 'scratch-long')
+    assert 'train_cfg.max_epochs=3' in toy.plan.shaping_options('atss', 'scratch-long')
+    seg = toy.plan.shaping_options('pspnet', 'scratch-long')
     assert 'train_cfg.max_iters=6' in seg and 'default_hooks.checkpoint.interval=6' in seg
     assert seg.index('train_cfg.max_iters=2') < seg.index('train_cfg.max_iters=6')  # last wins
     with pytest.raises(ValueError, match="'scratch-long' is not a pretraining method"):
@@ -420,7 +420,7 @@ def _fake_tools(monkeypatch):
     model, method, pretraining seed, fine-tuning seed and split."""
     import hashlib
 
-    from mmrm.analysis import transfer
+    from mmrm.experiments.transfer import pretrain
 
     def fake_call(self, cmd, cwd=None):
         wd, tool = Path(self.folder), Path(cmd[1]).name
@@ -442,7 +442,7 @@ def _fake_tools(monkeypatch):
                 metrics = {'coco/bbox_mAP': score}
             Path(out).write_text(json.dumps(metrics))
     monkeypatch.setattr(RunContext, 'call', fake_call)
-    monkeypatch.setattr(transfer, 'best_metric', lambda wd, key: 91.234)
+    monkeypatch.setattr(pretrain, 'best_metric', lambda wd, key: 91.234)
     monkeypatch.setattr(TransferChain, 'check_keys', lambda self, m, b: None)
 
 
@@ -530,9 +530,9 @@ def test_readme_transfer_table_is_the_committed_records(tmp_path):
     fine-tuning ran from the backbone of the committed pretraining it names."""
     from dataclasses import asdict
 
-    from mmrm.analysis.runs import config_digest
-    from mmrm.analysis.transfer import PRETRAIN_OPTIONS as CHAIN_PRETRAIN_OPTIONS
-    from mmrm.analysis.transfer import load_records, records_table
+    from mmrm.experiments import config_digest
+    from mmrm.experiments.transfer import PRETRAIN_OPTIONS as CHAIN_PRETRAIN_OPTIONS
+    from mmrm.experiments.transfer import load_records, records_table
     folder = REPO_ROOT / 'results' / 'transfer'
     finetunes, pretrainings = load_records(str(folder))
     table = records_table(str(folder))
@@ -566,7 +566,7 @@ def test_readme_transfer_table_is_the_committed_records(tmp_path):
         res, key = r['result'], r['key']
         model = DOWNSTREAM_MODELS[res['model']]
         assert key['config'] == config_digest(str(REPO_ROOT / model.config)), r['name']
-        assert key['cfg_options'] == chain.shaping_options(res['model'], res['method'])
+        assert key['cfg_options'] == chain.plan.shaping_options(res['model'], res['method'])
         assert key['seed'] == res['seed'] and key['data']['canvas']['options'] == canvas
         if res['method'] in SCRATCH_METHODS:
             assert key['checkpoints'] == {} and res['backbone'] is None
@@ -594,7 +594,7 @@ class _BNNet(torch.nn.Module):
 
 
 def test_precise_bn_sets_the_statistics_to_the_mean_of_the_batch_statistics():
-    from mmrm.analysis.precise_bn import recompute_bn_stats
+    from mmrm.experiments.precise_bn import recompute_bn_stats
     torch.manual_seed(0)
     batches = [dict(inputs=torch.randn(n, 3) * 2 + 5) for n in (4, 4, 2, 4)]
     net = _BNNet().train()

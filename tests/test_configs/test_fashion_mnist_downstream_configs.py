@@ -13,7 +13,7 @@ pytest.importorskip('mmseg')
 
 from mmengine.config import Config  # noqa: E402
 
-from mmrm.analysis.transfer import DOWNSTREAM_MODELS, pretrain_configs  # noqa: E402
+from mmrm.experiments.transfer import DOWNSTREAM_MODELS, pretrain_configs  # noqa: E402
 
 OFFLINE = sorted((REPO_ROOT / 'configs/downstream/fashion_mnist').glob('*.py'))
 
@@ -148,14 +148,14 @@ def test_segmentor_heads_learn_at_the_multiplied_lr_and_the_backbone_at_the_base
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from mmrm.analysis.transfer import _parse_options, seg_scratch_options
+    from mmrm.experiments.transfer import parse_options, seg_scratch_options
     register_all_modules()
     import mmpretrain.models  # noqa: F401  (the backbone type)
     path = str(REPO_ROOT / DOWNSTREAM_MODELS[model].config)
     for scratch in (False, True):
         cfg = Config.fromfile(path)
         if scratch:
-            cfg.merge_from_dict(_parse_options(seg_scratch_options(path)))
+            cfg.merge_from_dict(parse_options(seg_scratch_options(path)))
         cfg.model.backbone.init_cfg = None
         cfg.model.decode_head.norm_cfg = cfg.model.auxiliary_head.norm_cfg = dict(type='BN')
         net = MODELS.build(cfg.model)

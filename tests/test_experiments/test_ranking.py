@@ -1,6 +1,6 @@
 """The ranking study's sizing (mmrm.experiments.ranking): the preregistered number of seeds is
 the power estimate on the committed pilot records, and the page says it verbatim."""
-from mmrm.analysis.compare import load_records
+from mmrm.experiments.compare import load_records
 from mmrm.experiments.ranking import ARMS, format_power, power_estimate
 from tests.utils import REPO_ROOT, load_tool
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrm.analysis.runs import RunContext
+from mmrm.experiments import RunContext
 from tests.utils import load_tool
 
 pytest.importorskip('submitit')
@@ -50,3 +50,43 @@ def test_sweep_skips_only_the_runs_of_the_same_key(tmp_path, fake_training, caps
     assert sweep.main(base + ['--values', '0.3', '--summary']) == 0
     row = [x for x in capsys.readouterr().out.splitlines() if x.strip().startswith('0.3')][0]
     assert '|    2 |              37.00 | 0.00' in row  # 100 - (60 + 3), both seeds
+
+
+def test_a_checkpoint_or_a_data_file_the_run_reads_is_in_its_key(tmp_path, fake_training):
+    """A checkpoint named in extra ``--cfg-options`` (``load_from``, relative to the working
+    directory) and the files of the datasets' ``data_root`` are hashed: another file, or the
+    same file changed, is another run; the same options in another order are the same run."""
+    import os
+    sweep = load_tool('tools/sweep.py')
+    data = tmp_path / 'data'
+    data.mkdir()
+    (data / 'train-images-idx3-ubyte').write_bytes(b'one')
+    cfg = tmp_path / 'toy.py'
+    cfg.write_text(f"model = dict(type='Toy', alpha=0.1)\n"
+                   f"train_dataloader = dict(dataset=dict(data_root='{data}'))\n")
+    (tmp_path / 'a.pth').write_bytes(b'a')
+    (tmp_path / 'b.pth').write_bytes(b'b')
+    base = [str(cfg), '--key', 'model.alpha', '--values', '0.3', '--work-root',
+            str(tmp_path / 'work'), '--launcher', 'inline']
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert sweep.main(base + ['--cfg-options', 'load_from=a.pth', 'model.depth=2']) == 0
+        assert len(fake_training) == 1
+        # the same options in another order: the same run
+        assert sweep.main(base + ['--cfg-options', 'model.depth=2', 'load_from=a.pth']) == 0
+        assert len(fake_training) == 1
+        assert sweep.main(base + ['--cfg-options', 'load_from=b.pth', 'model.depth=2']) == 0
+        assert len(fake_training) == 2  # another checkpoint: trained again
+        (tmp_path / 'b.pth').write_bytes(b'b, retrained')
+        assert sweep.main(base + ['--cfg-options', 'load_from=b.pth', 'model.depth=2']) == 0
+        assert len(fake_training) == 3  # the same name, other weights
+        (data / 'train-images-idx3-ubyte').write_bytes(b'two')
+        assert sweep.main(base + ['--cfg-options', 'load_from=b.pth', 'model.depth=2']) == 0
+        assert len(fake_training) == 4  # a changed data file
+    finally:
+        os.chdir(cwd)
+    assert len(set(fake_training)) == 4
+    record = json.loads((Path(fake_training[-1]) / 'result.json').read_text())
+    assert set(record['key']['checkpoints']) == {'load_from'}
+    assert set(record['key']['data']) == {'train_dataloader.dataset'}

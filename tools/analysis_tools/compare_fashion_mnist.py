@@ -1,7 +1,7 @@
 """The offline Tables 1 / 6: every regularizer that applies to the Fashion-MNIST demo network,
 trained in one data-scarce regime, several seeds each, scored on the test split.
 
-Each (method, seed) is a keyed run of the run cache (``mmrm/analysis/runs.py``, shared with
+Each (method, seed) is a keyed run of the run cache (``mmrm/experiments/``, shared with
 ``tools/sweep.py`` and ``tools/downstream.py``) in ``<work-root>/<regime>/<method>_seed<k>-<key>``:
 ``tools/train.py`` with the regime's options (subset, batch, epochs, ``val`` every few epochs,
 best-on-val checkpoint), then the last and best-on-val checkpoints scored on ``test``. A finished
@@ -13,7 +13,7 @@ run of the same key is skipped, so a stopped comparison resumes; progress lines 
     # choosing the regime on val: baseline and CutMix in each candidate
     python tools/analysis_tools/compare_fashion_mnist.py --regime scarce-50 \\
         --methods baseline cutmix --export results/fashion_mnist
-    # the README table and figure again from the committed records, no training
+    # docs/en/results/tables.md's table and figure again from the committed records
     python tools/analysis_tools/compare_fashion_mnist.py --report results/fashion_mnist
 
 ``--export DIR`` copies every record to ``DIR/<regime>/<method>_seed<k>.json`` as its run
@@ -28,10 +28,10 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from mmrm.analysis.compare import (DEFAULT_REGIME, METHOD_NAMES, REGIMES,  # noqa: E402
+from mmrm.experiments.compare import (DEFAULT_REGIME, METHOD_NAMES, REGIMES,  # noqa: E402
                                    comparison_runs, export_records, format_selection,
                                    format_table, load_records, summarise)
-from mmrm.analysis.runs import add_launcher_args, launcher_from_args  # noqa: E402
+from mmrm.experiments import add_launcher_args, launcher_from_args  # noqa: E402
 from mmrm.utils.machine import cores_available  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def parse_args(argv=None):
                         'study adds to the same folder')
     parser.add_argument('--figure', default=osp.join(ROOT, 'docs/images/fashion_mnist_comparison.png'))
     # one single-threaded run per core: on 2 cores two runs of one thread each train the table
-    # ~1.2x faster than one run of two threads (README); no loader workers (regime_options)
+    # ~1.2x faster than one run of two threads (docs/en/results/tables.md); no loader workers
     add_launcher_args(parser, jobs=cores_available())
     args = parser.parse_args(argv)
     if args.threads is None:

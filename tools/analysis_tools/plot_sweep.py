@@ -17,8 +17,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmrm.analysis.sweep import collect_sweep, format_sweep_table, summarise_sweep  # noqa: E402
-from mmrm.analysis.work_dirs import best_metric  # noqa: E402
+from mmrm.experiments.sweep import collect_sweep, format_sweep_table, summarise_sweep  # noqa: E402
+from mmrm.experiments.work_dirs import best_metric  # noqa: E402
 from mmrm.visualization.plots import plot_sweep  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 Each RUN_DIR is a fine-tuning folder of ``tools/downstream.py``
 (``work_dirs/downstream/<model>/<method>[_pre<p>]_seed<s>-<key>/``). The tool evaluates its last
 checkpoint on ``--split`` as trained, recomputes every BatchNorm's statistics on the train
-canvases with the weights fixed (:mod:`mmrm.analysis.precise_bn`), evaluates again, prints a
+canvases with the weights fixed (:mod:`mmrm.experiments.precise_bn`), evaluates again, prints a
 Markdown table of both and writes the rows to ``--out`` (JSON). No run record is changed.
 
     python tools/analysis_tools/precise_bn.py work_dirs/downstream/upernet/scratch_seed*-* \\
@@ -17,9 +17,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 
-from mmrm.analysis.precise_bn import precise_bn_scores  # noqa: E402
-from mmrm.analysis.runs import write_json_atomic  # noqa: E402
-from mmrm.analysis.transfer_report import SPLITS  # noqa: E402
+from mmrm.experiments import write_json_atomic  # noqa: E402
+from mmrm.experiments.precise_bn import precise_bn_scores  # noqa: E402
+from mmrm.experiments.transfer import SPLITS  # noqa: E402
 
 
 def parse_args(argv=None):

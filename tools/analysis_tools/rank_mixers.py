@@ -21,7 +21,7 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from mmrm.analysis.compare import load_records  # noqa: E402
+from mmrm.experiments.compare import load_records  # noqa: E402
 from mmrm.experiments.ranking import (SECOND_ARM_CANDIDATES, choose_second_regime,  # noqa: E402
                                       format_power, power_estimate)
 

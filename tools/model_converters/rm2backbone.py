@@ -35,13 +35,13 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
-from mmrm.analysis.work_dirs import best_checkpoint as find_best_checkpoint  # noqa: E402
+from mmrm.experiments.work_dirs import best_checkpoint as find_best_checkpoint  # noqa: E402
 from mmrm.utils import add_swin_stage_norms, convert_rm_checkpoint  # noqa: E402
 from mmrm.utils.convert import WEIGHTS  # noqa: E402
 
 
 def best_checkpoint(work_dir: str) -> str:
-    """The one ``best_*.pth`` of a work dir (:func:`mmrm.analysis.work_dirs.best_checkpoint`),
+    """The one ``best_*.pth`` of a work dir (:func:`mmrm.experiments.work_dirs.best_checkpoint`),
     or exit with its message."""
     try:
         return find_best_checkpoint(work_dir)

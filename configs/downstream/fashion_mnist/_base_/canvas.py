@@ -168,7 +168,7 @@ canvas_seg_test_dataset = dict(
 # forgets its pretraining. UperNet with the kept recipe (the config as it is, same
 # pretraining): val mIoU 53.8 / 53.5 / 53.5 on seeds 0 / 1 / 2 (35.5 / 9.3 on 0 / 1 before);
 # PSPNet 49.3 / 48.4 / 48.5. Scratch has no pretraining to keep: it trains every parameter
-# at the heads' lr (mmrm.analysis.transfer.SEG_SCRATCH_OPTIONS).
+# at the heads' lr (mmrm.experiments.transfer.plan.SEG_SCRATCH_OPTIONS).
 canvas_seg_iters = 1000
 canvas_seg_lr = 1e-4
 canvas_seg_head_lr_mult = 100.

@@ -4,9 +4,9 @@ Fashion-MNIST demo network, trained in one regime, several seeds each, scored on
 A regime is a fixed class-balanced subset of the training split, a batch size and a schedule
 (:data:`REGIMES`); the regime the table uses was chosen on the validation split (DESIGN.md §6)
 from the baseline and CutMix runs of each candidate. Each (regime, method, seed) is a run of
-the run cache (:mod:`mmrm.analysis.runs`): it trains with ``tools/train.py`` (validating on
+the run cache (:mod:`mmrm.experiments.run`): it trains with ``tools/train.py`` (validating on
 ``val`` every ``val_interval`` epochs, keeping the best-on-val checkpoint) and then
-:mod:`mmrm.analysis.evaluate` scores the last and the best-on-val checkpoints on ``test``.
+:mod:`mmrm.experiments.evaluate` scores the last and the best-on-val checkpoints on ``test``.
 
 The table (:func:`format_table`) reports, per method, the test error after the last epoch
 (mean ± sample std over seeds), the test error of the best-on-val epoch, and the paired
@@ -20,7 +20,10 @@ import statistics
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from .runs import REPO_ROOT, Run, RunKey, config_digest, files_digest, mean_std, paired_t
+from .keys import RunKey, config_digest, files_digest
+from .records import REPO_ROOT
+from .run import Run
+from .stats import mean_std, paired_t
 
 __all__ = [
     'Method', 'METHODS', 'REGIMES', 'DEFAULT_REGIME', 'regime_options', 'comparison_runs',
@@ -124,7 +127,7 @@ def _compare_body(ctx, method: str, regime: str, config: str, options: Sequence[
     ctx.call([sys.executable, osp.join(REPO_ROOT, 'tools/train.py'), config, '--work-dir',
               work_dir, '--cfg-options', *options, *data, f'randomness.seed={seed}'])
     out = osp.join(ctx.folder, 'evaluation.json')
-    ctx.call([sys.executable, '-m', 'mmrm.analysis.evaluate', work_dir, '--out', out,
+    ctx.call([sys.executable, '-m', 'mmrm.experiments.evaluate', work_dir, '--out', out,
               '--cfg-options', *data])
     with open(out) as f:
         return dict(method=method, seed=seed, regime=regime, **json.load(f))
@@ -162,7 +165,7 @@ def comparison_runs(root: str, regime: str, methods: Sequence[str], seeds: Seque
 # ------------------------------------------------------------------------------------------
 def paired_interval(a: Sequence[float], b: Sequence[float]) -> Optional[tuple]:
     """Mean of ``a - b`` over paired values and its 95 % Student-t interval ``(mean, lo, hi)``
-    (:func:`mmrm.analysis.runs.paired_t`; None with fewer than 2 pairs)."""
+    (:func:`mmrm.experiments.stats.paired_t`; None with fewer than 2 pairs)."""
     if len(list(zip(a, b))) < 2:
         return None
     return paired_t(a, b)[:3]
@@ -170,7 +173,9 @@ def paired_interval(a: Sequence[float], b: Sequence[float]) -> Optional[tuple]:
 
 def load_records(folder: str) -> List[Dict]:
     """The run records (``result.json`` of the run cache, or their committed copies
-    ``<method>_seed<k>.json``) under ``folder``."""
+    ``<method>_seed<k>.json``) under ``folder``. A JSON file there that does not parse or is
+    not a comparison record (no key, no method) is an error naming it: a table is never made
+    without one of its runs."""
     records = []
     if not osp.isdir(folder):
         return records
@@ -183,10 +188,13 @@ def load_records(folder: str) -> List[Dict]:
         with open(path) as f:
             try:
                 record = json.load(f)
-            except ValueError:
-                continue
-        if isinstance(record, dict) and 'method' in (record.get('result') or {}):
-            records.append(record)
+            except ValueError as exc:
+                raise RuntimeError(f'{path} is not a run record (truncated?): {exc}; restore '
+                                   'it (git checkout) or run that run again') from exc
+        if not (isinstance(record, dict) and 'key' in record
+                and 'method' in (record.get('result') or {})):
+            raise RuntimeError(f'{path} is not a comparison run record (no key / method)')
+        records.append(record)
     return records
 
 
@@ -293,4 +301,3 @@ def format_selection(records_by_regime: Dict[str, Sequence[Dict]]) -> str:
         lines.append(f'| {regime} | {setting} | {bm:.2f} ± {bs:.2f} | {cm:.2f} ± {cs:.2f} | '
                      f'{gain} | {min(len(vals["baseline"]), len(vals["cutmix"]))} |')
     return '\n'.join(lines)
-

@@ -4,8 +4,9 @@ value. ``tools/sweep.py`` launches the runs, ``tools/analysis_tools/plot_sweep.p
 from collections import OrderedDict
 from typing import Callable, List, Optional, Sequence
 
-from .runs import mean_std
-from .variants import augments_of, is_rm_augment
+from mmrm.analysis.variants import augments_of, is_rm_augment
+
+from .stats import mean_std
 from .work_dirs import best_metric, work_dir_config
 
 __all__ = ['SWEEP_KEYS', 'dotted_get', 'collect_sweep', 'summarise_sweep', 'format_sweep_table']

@@ -1,5 +1,5 @@
 """Is a downstream run's seed spread its BatchNorm statistics? Score a finished fine-tuning of
-:mod:`mmrm.analysis.transfer` as it was trained, then again after recomputing every BatchNorm's
+:mod:`mmrm.experiments.transfer` as it was trained, then again after recomputing every BatchNorm's
 running mean / variance on the train canvases with the weights fixed ("precise BN", as
 MMPretrain's ``PreciseBNHook``: the plain average of per-batch statistics instead of the
 training's exponential average of statistics taken while the weights moved; Wu & Johnson,
@@ -19,9 +19,8 @@ from typing import Dict, Optional
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .transfer import (DOWNSTREAM_MODELS, _parse_options, canvas_data_options, model_scores,
-                       no_detection_metrics)
-from .transfer_report import DownstreamModel, check_split, derived_metrics
+from .transfer import (DOWNSTREAM_MODELS, DownstreamModel, canvas_data_options, check_split,
+                       derived_metrics, model_scores, no_detection_metrics, parse_options)
 
 __all__ = ['precise_bn_scores', 'recompute_bn_stats']
 
@@ -58,7 +57,7 @@ def _scores(model: DownstreamModel, metrics: Dict, tag: str, split: str) -> Dict
 def precise_bn_scores(run_dir: str, data_root: str, split: str = 'val',
                       num_samples: Optional[int] = None) -> Dict:
     """Scores of the finished fine-tuning in ``run_dir`` (a folder of
-    :class:`~mmrm.analysis.transfer.TransferChain` with its ``result.json``) on the ``split``
+    :class:`~mmrm.experiments.transfer.TransferChain` with its ``result.json``) on the ``split``
     canvases of ``data_root``, before and after precise BN on ``num_samples`` train canvases
     (default: one pass over them, in the train pipeline).
 
@@ -83,7 +82,7 @@ def precise_bn_scores(run_dir: str, data_root: str, split: str = 'val',
     cfg = Config.fromfile(config)
     options = canvas_data_options(model, osp.abspath(data_root), 'train') + \
         canvas_data_options(model, osp.abspath(data_root), split)
-    cfg.merge_from_dict(_parse_options(options))
+    cfg.merge_from_dict(parse_options(options))
     for loader in ('train_dataloader', 'test_dataloader'):  # in this process
         cfg[loader].update(num_workers=0, persistent_workers=False)
     cfg.update(load_from=checkpoint, resume=False, log_level='WARNING')

@@ -1,11 +1,10 @@
-"""The transfer table of the downstream chain (:mod:`mmrm.analysis.transfer`): the downstream
-models as data (``configs/downstream/fashion_mnist/models.json``, with the paper's numbers), the
-statistics and the Markdown table.
+"""The transfer table of the downstream chain: statistics and Markdown, a function of the
+fine-tuning run records alone.
 
-Everything here is a function of the fine-tuning run records alone (their scores on the **test**
-canvases, their seeds, times, CPU and threads), so that ``tools/downstream.py --report DIR``
-regenerates the table from the published records (``results/transfer/``) bit for bit. No number
-of the table comes from the val canvases (the records keep the val scores beside, for choices).
+Everything here reads the records' scores on the **test** canvases, their seeds, times, CPU and
+threads, so that ``tools/downstream.py --report DIR`` regenerates the table from the published
+records (``results/transfer/``) bit for bit. No number of the table comes from the val canvases
+(the records keep the val scores beside, for choices).
 
 Statistics (DESIGN.md §6):
 
@@ -14,104 +13,18 @@ Statistics (DESIGN.md §6):
 * per model and metric, the paired differences RM − CutMix and RM − baseline with a 95 %
   interval: paired t (``scipy.stats.ttest_rel``), see :func:`paired_difference` for how runs
   are paired.
-
-Segmentation's headline mIoU is the mean IoU over the 10 Fashion-MNIST classes, the background
-left out (:func:`object_miou`, from the per-class IoU that ``ClassIoUMetric`` returns); mmseg's
-own mIoU over all 11 classes stands beside it.
 """
-import json
-import math
-import os.path as osp
 import statistics
-from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from .runs import REPO_ROOT, fmt_time, mean_std, paired_t
+from ..run import fmt_time
+from ..stats import mean_std, paired_t
+from .models import (COMPARISONS, DOWNSTREAM_MODELS, LONG_METHODS, METHOD_ORDER, PAPER_METHODS,
+                     check_split)
 
-__all__ = ['DownstreamModel', 'DOWNSTREAM_MODELS', 'PAPER_METHODS', 'METHOD_ORDER',
-           'LONG_METHODS', 'COMPARISONS', 'OBJECT_MIOU', 'load_models', 'object_miou',
-           'derived_metrics', 'summarize', 'paired_difference', 'SPLITS', 'on_split',
-           'markdown_table']
-
-MODELS_FILE = 'configs/downstream/fashion_mnist/models.json'
-PAPER_METHODS = ('baseline', 'cutmix', 'rm')
-#: the table's row order (other methods follow, sorted)
-METHOD_ORDER = ('scratch', 'scratch-long', 'baseline', 'cutmix', 'rm')
-#: methods fine-tuned on a longer schedule than the others: their time is shown apart
-LONG_METHODS = ('scratch-long',)
-#: the canvases a table can show: the reported test scores, or the val scores for choices
-SPLITS = ('test', 'val')
-#: the paired differences the table reports: (method, minus method)
-COMPARISONS = (('rm', 'cutmix'), ('rm', 'baseline'))
-#: the derived metric key of the mean IoU over the object classes (background left out)
-OBJECT_MIOU = 'mIoU.objects'
-#: the object classes of the canvases (the label maps' 1-10; 0 is the background)
-OBJECT_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
-                  'Sneaker', 'Bag', 'Ankle boot')
+__all__ = ['summarize', 'paired_difference', 'on_split', 'markdown_table']
 
 
-@dataclass(frozen=True)
-class DownstreamModel:
-    """One downstream model of the paper: its offline config and what it is scored by."""
-    name: str
-    title: str
-    config: str
-    task: str  # 'det' or 'seg': their loops differ (epochs / iterations)
-    #: (column name, key in the evaluator's metrics, scale to percent)
-    metrics: Tuple[Tuple[str, str, float], ...]
-    #: the paper's ResNet-50 numbers per metric column (not every column has one), in
-    #: :data:`PAPER_METHODS` order
-    paper: Dict[str, Tuple[float, ...]]
-    #: rough minutes of one fine-tuning on one core (longest first; the first ETA)
-    minutes: float = 5.
-
-
-def load_models(path: str = osp.join(REPO_ROOT, MODELS_FILE)) -> Dict[str, DownstreamModel]:
-    """``{name: DownstreamModel}`` of the models file, in its order."""
-    with open(path) as f:
-        spec = json.load(f)
-    return {
-        m['name']: DownstreamModel(
-            m['name'], m['title'], m['config'], m['task'],
-            tuple((x['column'], x['key'], float(x['scale'])) for x in m['metrics']),
-            {c: tuple(v[p] for p in PAPER_METHODS) for c, v in m['paper'].items()},
-            float(m['minutes']))
-        for m in spec['models']
-    }
-
-
-DOWNSTREAM_MODELS: Dict[str, DownstreamModel] = load_models()
-
-
-# ------------------------------------------------------------------------------------------
-# metrics
-# ------------------------------------------------------------------------------------------
-def object_miou(metrics: Mapping[str, float],
-                classes: Sequence[str] = OBJECT_CLASSES) -> float:
-    """Mean of ``metrics['IoU.<class>']`` over ``classes`` (the 10 objects: the background
-    is not among them), NaN entries (a class neither labelled nor predicted) skipped as
-    mmseg's own nanmean skips them; NaN if every one is NaN."""
-    missing = [c for c in classes if f'IoU.{c}' not in metrics]
-    if missing:
-        raise KeyError(f'per-class IoU of {missing} missing from the metrics {sorted(metrics)} '
-                       '(the segmentors are scored with ClassIoUMetric)')
-    values = [float(metrics[f'IoU.{c}']) for c in classes]
-    finite = [v for v in values if not math.isnan(v)]
-    return statistics.mean(finite) if finite else math.nan
-
-
-def derived_metrics(raw: Mapping[str, float]) -> Dict[str, float]:
-    """``raw`` with the metrics computed from it: :data:`OBJECT_MIOU` where the per-class IoU
-    are there."""
-    out = dict(raw)
-    if any(k.startswith('IoU.') for k in raw):
-        out[OBJECT_MIOU] = object_miou(raw)
-    return out
-
-
-# ------------------------------------------------------------------------------------------
-# statistics
-# ------------------------------------------------------------------------------------------
 def _seconds(run: Dict) -> float:
     """A run's wall time over all its attempts (older records: its last train + test)."""
     return run['wall_s'] if run.get('wall_s') is not None else run['train_s'] + run['test_s']
@@ -194,9 +107,6 @@ def paired_difference(results: Sequence[Dict], model: str, column: str, method: 
                 pvalue=None if pvalue is None else round(pvalue, 4))
 
 
-# ------------------------------------------------------------------------------------------
-# the table
-# ------------------------------------------------------------------------------------------
 def _signed(v: float) -> str:
     return f'{v:+.2f}'
 
@@ -204,11 +114,6 @@ def _signed(v: float) -> str:
 def _values(runs: Sequence[Dict], field: str) -> str:
     values = sorted({str(r.get(field)) for r in runs if r.get(field) is not None})
     return ', '.join(values) if values else '?'
-
-
-def check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f'split must be {" or ".join(SPLITS)}, got {split!r}')
 
 
 def on_split(results: Sequence[Dict], split: str) -> List[Dict]:

@@ -1,7 +1,7 @@
 """Score a finished training on its test split: the last checkpoint and the best-on-val one,
 with one Runner (one start-up), plus the validation curve the training logged.
 
-    python -m mmrm.analysis.evaluate WORK_DIR --out evaluation.json [--cfg-options ...]
+    python -m mmrm.experiments.evaluate WORK_DIR --out evaluation.json [--cfg-options ...]
 
 writes ``{"test_last", "test_best", "best_epoch", "last_epoch", "val_best", "val_last",
 "val_curve": [[epoch, metric], ...], "metric"}`` (metrics in %, as logged). The best-on-val

@@ -29,7 +29,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmrm.engine import setup_cpu_distributed, teardown_distributed
+from mmrm.engine import CheckpointError, setup_cpu_distributed, teardown_distributed
 from mmrm.utils.stack import exit_on_missing, load_config_checked
 
 
@@ -276,7 +276,10 @@ def main(argv=None):
                              f'file, got {args.out}')
         runner.test_evaluator.metrics.append(_pred_dumper(scope, args.out))
 
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except CheckpointError as exc:  # the checkpoint, named with what is wrong with it
+        raise SystemExit(f'tools/test.py: {exc}') from None
 
     if args.out and args.out_item == 'metrics':
         if runner.rank == 0:

@@ -28,8 +28,8 @@ from mmengine.config import ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmrm.engine import (check_rm_recipe, setup_amp, setup_cpu_distributed,
-                         teardown_distributed)
+from mmrm.engine import (CheckpointError, check_resume_checkpoint, check_rm_recipe, setup_amp,
+                         setup_cpu_distributed, teardown_distributed)
 from mmrm.utils.stack import exit_on_missing, load_config_checked
 
 
@@ -197,10 +197,18 @@ def main(argv=None):
     cfg = merge_args(cfg, args)
     # a recipe switch RM cannot run stops now, not at its epoch
     check_rm_recipe(cfg)
-    # CPU-only machine + launcher: gloo process group and CPU DDP wrapper
-    cpu_dist = setup_cpu_distributed(cfg)
-    runner = build_runner(cfg)
-    runner.train()
+    try:
+        # a checkpoint to resume from that cannot be (missing, empty, truncated, foreign,
+        # refused, or weights only) stops before anything is built; any other checkpoint
+        # the run loads (load_from, auto-resume, init_cfg) with the same one-line message
+        if args.resume not in (None, 'auto'):
+            check_resume_checkpoint(args.resume)
+        # CPU-only machine + launcher: gloo process group and CPU DDP wrapper
+        cpu_dist = setup_cpu_distributed(cfg)
+        runner = build_runner(cfg)
+        runner.train()
+    except CheckpointError as exc:
+        raise SystemExit(f'tools/train.py: {exc}') from None
     teardown_distributed(exit_process=cpu_dist)
 
 

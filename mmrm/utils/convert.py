@@ -12,6 +12,27 @@ RM_ONLY_PREFIXES = ('roi_head.', )
 WEIGHTS = ('ema', 'raw')
 
 
+def holds_weights(checkpoint) -> bool:
+    """Whether ``checkpoint`` is an MMEngine checkpoint (a dict with ``state_dict``) or a
+    bare, non-empty state dict of tensors: something a converter can convert."""
+    return isinstance(checkpoint, dict) and ('state_dict' in checkpoint or (
+        bool(checkpoint) and all(hasattr(v, 'shape') for v in checkpoint.values())))
+
+
+def read_checkpoint(path: str) -> dict:
+    """The checkpoint at ``path`` for a converter (on the CPU), or a
+    :class:`~mmrm.engine.CheckpointError` naming the file and what is wrong: missing, empty,
+    truncated, not a checkpoint, refused by the weights-only unpickler, or holding no weights."""
+    from mmrm.engine.checkpoint_files import ForeignCheckpointError, load_checkpoint_file
+    checkpoint = load_checkpoint_file(path, map_location='cpu')
+    if not holds_weights(checkpoint):
+        keys = ', '.join(map(repr, list(checkpoint)[:5])) or 'none'
+        raise ForeignCheckpointError(
+            f'checkpoint {path}: holds no model weights (a dict with keys {keys}, where a '
+            "checkpoint has a 'state_dict' or is a state dict of tensors)")
+    return checkpoint
+
+
 def checkpoint_weights(checkpoint: dict, weights: str = 'ema') -> Tuple[dict, str]:
     """The state dict to convert and a sentence saying which weights it holds.
 
@@ -58,8 +79,7 @@ def convert_rm_checkpoint(checkpoint: dict, backbone_only: bool = False,
         ``(new_checkpoint, dropped_keys)``: a checkpoint with ``state_dict`` and ``meta`` only,
         and the sorted list of state-dict keys that were removed.
     """
-    if 'state_dict' not in checkpoint and not all(hasattr(v, 'shape')
-                                                  for v in checkpoint.values()):
+    if not holds_weights(checkpoint):
         raise ValueError('convert_rm_checkpoint: expected an MMEngine checkpoint with a '
                          "'state_dict' or a bare state dict of tensors")
     state, took = checkpoint_weights(checkpoint, weights)

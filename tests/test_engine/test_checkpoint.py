@@ -2,10 +2,12 @@
 
 A real Runner checkpoint (numpy scalars, HistoryBuffer, SGD state, schedulers) must load with
 torch's default ``torch.load`` and through MMEngine, a Runner must resume from it, and a
-checkpoint carrying a ``__reduce__`` payload must still be refused without running it.
+checkpoint carrying a ``__reduce__`` payload must still be refused without running it. A
+missing, empty, truncated, foreign or refused file gets one message naming it and the problem.
 """
 import io
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -16,7 +18,8 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner, load_checkpoint
 
-from mmrm.engine import register_safe_globals, safe_globals_list
+from mmrm.engine import (CheckpointError, check_resume_checkpoint, load_checkpoint_file,
+                         register_safe_globals, safe_globals_list)
 from tests.utils import tiny_cls_config
 
 TORCH_26 = tuple(int(x) for x in torch.__version__.split('.')[:2]) >= (2, 6)
@@ -175,3 +178,153 @@ def test_registration_idempotent_and_version_gated(monkeypatch):
     assert 'builtins.open' not in names and 'posix.system' not in names
     monkeypatch.setattr(torch, '__version__', '2.5.1')
     assert register_safe_globals() == []
+
+
+# ------------------------------------------------------------------ unusable checkpoint files
+
+#: case -> what the one-line message says (after 'checkpoint <path>: ')
+UNUSABLE = {
+    'missing': r'no such file',
+    'empty': r'the file is empty \(0 bytes\), not a checkpoint; an interrupted save or copy\?',
+    'truncated': r'the file is truncated or damaged \(\d+ bytes; torch: PytorchStreamReader '
+                 r'failed reading zip archive: failed finding central directory\)',
+    'foreign': r"not a checkpoint: not a file torch.save wrote \(it starts with b'model = dict",
+    'pickle': r'not a checkpoint: a Python pickle, but not one torch.save wrote; give the .pth',
+    'untrusted': r'refused: it holds io.open, which is not a tensor, a number or one of '
+                 r'the MMEngine objects a checkpoint needs; unpickling it could run code',
+}
+
+
+def unusable_checkpoint(case, tmp_path):
+    """A checkpoint file of one of the :data:`UNUSABLE` kinds, and the full message regex."""
+    path = tmp_path / f'{case}.pth'
+    if case == 'empty':
+        path.write_bytes(b'')
+    elif case == 'truncated':
+        torch.save(dict(meta=dict(iter=1), state_dict={'w': torch.zeros(256)}), path)
+        path.write_bytes(path.read_bytes()[:1000])
+    elif case == 'foreign':
+        path.write_text("model = dict(type='ImageClassifier')\n")  # a config given by mistake
+    elif case == 'pickle':  # a pickle of something else: tools/test.py --out results.pkl
+        path.write_bytes(pickle.dumps([dict(pred_label=np.array([1]), gt_label=np.array([0]))]))
+    elif case == 'untrusted':
+        path = _evil_checkpoint(tmp_path, _Payload(tmp_path / 'pwned'))
+    return str(path), rf'checkpoint {re.escape(str(path))}: {UNUSABLE[case]}'
+
+
+@pytest.mark.parametrize('case', list(UNUSABLE))
+def test_each_unusable_file_gets_one_message_naming_it_and_the_problem(case, tmp_path):
+    path, message = unusable_checkpoint(case, tmp_path)
+    for load in (load_checkpoint_file,  # mmrm's tools and converters
+                 lambda p: load_checkpoint(torch.nn.Linear(2, 2), p)):  # MMEngine's loader
+        with pytest.raises(CheckpointError, match=f'^{message}') as err:
+            load(path)
+        assert 'weights_only' not in str(err.value) and '\n' not in str(err.value)
+    assert not (tmp_path / 'pwned').exists()
+
+
+def test_the_errors_keep_the_types_callers_catch(tmp_path):
+    """A missing file is still a FileNotFoundError, a refused pickle an UnpicklingError."""
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint_file(str(tmp_path / 'none.pth'))
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint_file(unusable_checkpoint('untrusted', tmp_path)[0])
+
+
+@pytest.mark.parametrize('saved,what', [
+    ([1, 2], 'torch.save wrote a list into it, where a checkpoint is a dict'),
+    (torch.zeros(2), 'torch.save wrote a Tensor into it'),
+])
+def test_a_torch_file_that_holds_no_checkpoint_is_named_as_such(saved, what, tmp_path):
+    path = tmp_path / 'x.pth'
+    torch.save(saved, path)
+    with pytest.raises(CheckpointError, match=rf'x.pth: not a checkpoint: {what}'):
+        load_checkpoint_file(str(path))
+
+
+def test_resuming_from_a_model_state_dict_is_refused_pointing_to_load_from(tmp_path):
+    path = tmp_path / 'weights.pth'
+    torch.save({'w': torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match=r'cannot resume from it: it has no meta / '
+                                              r'state_dict .*--cfg-options load_from='):
+        check_resume_checkpoint(str(path))
+
+
+def _legacy_save(obj, protocol=2) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    return buf.getvalue()
+
+
+class _System:
+    def __reduce__(self):
+        import os
+        return (os.system, ('echo pwned',))
+
+
+def _zip_of_text(tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / 'z.pth', 'w') as archive:
+        archive.writestr('images/0.txt', 'not an image either')
+    return (tmp_path / 'z.pth').read_bytes()
+
+
+LEGACY = _legacy_save(dict(meta=dict(iter=1), state_dict={'w': torch.zeros(256)}))
+
+#: file bytes -> the message after 'checkpoint <path>: '
+MORE_UNUSABLE = {
+    'text that is an opcode (torch: KeyError)': (
+        lambda tmp: b'hello\n',
+        r"not a checkpoint: not a file torch.save wrote \(it starts with b'hello\\n'\)"),
+    'a zip of other files': (
+        _zip_of_text, r'not a checkpoint: a zip archive, but not one torch.save wrote'),
+    'a plain pickle holding os.system': (
+        lambda tmp: pickle.dumps({'state_dict': _System()}, protocol=2),
+        r'not a checkpoint: a Python pickle, but not one torch.save wrote \(and it holds '
+        r'posix.system: unpickling it could run code from the file; it was refused, not run\)'),
+    'a legacy torch file cut in its pickle': (
+        lambda tmp: LEGACY[:200], r'the file is truncated or damaged \(200 bytes; its pickle '
+                                  r'stops before its end\)'),
+    'a legacy torch file cut in its tensors': (
+        lambda tmp: LEGACY[:-50], r'the file is truncated or damaged \(\d+ bytes; torch: '
+                                  r'unexpected EOF'),
+    'a legacy torch file holding os.system': (
+        lambda tmp: _legacy_save({'state_dict': {}, 'x': _System()}),
+        r'refused: it holds posix.system, which is not a tensor'),
+    'a legacy torch file of pickle protocol 4': (
+        lambda tmp: _legacy_save({'state_dict': {}}, protocol=4),
+        r'cannot be loaded weights-only: torch.save wrote it in the legacy \(torch < 1.6\) '
+        r'format with a pickle protocol above 2'),
+}
+
+
+@pytest.mark.parametrize('case', list(MORE_UNUSABLE))
+def test_more_unusable_files_are_named_for_what_they_are(case, tmp_path):
+    make, message = MORE_UNUSABLE[case]
+    path = tmp_path / 'ckpt.pth'
+    path.write_bytes(make(tmp_path))
+    with pytest.raises(CheckpointError, match=rf'^checkpoint {re.escape(str(path))}: '
+                                              rf'{message}') as err:
+        load_checkpoint_file(str(path))
+    assert 'weights_only' not in str(err.value) and '\n' not in str(err.value)
+    assert 'add_safe_globals' not in str(err.value)
+
+
+def test_a_legacy_checkpoint_and_a_directory(tmp_path):
+    path = tmp_path / 'legacy.pth'
+    path.write_bytes(LEGACY)
+    assert load_checkpoint_file(str(path))['meta'] == dict(iter=1)
+    with pytest.raises(CheckpointError, match='is a directory, not a checkpoint file'):
+        load_checkpoint_file(str(tmp_path))
+
+
+def test_the_getattr_refusal_says_why(tmp_path):
+    path = _evil_checkpoint(tmp_path, _GetattrPayload())
+    with pytest.raises(CheckpointError, match=r'refused: it holds getattr\(.*HistoryBuffer.*\), '
+                                              r'which is not a tensor') as err:
+        load_checkpoint_file(str(path))
+    assert 'weights_only' not in str(err.value)
+
+
+def test_resuming_from_a_url_is_left_to_mmengine():
+    check_resume_checkpoint('s3://bucket/epoch_3.pth')  # no local look-up: MMEngine's scheme

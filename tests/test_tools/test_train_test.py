@@ -7,6 +7,9 @@
   at iteration 3 and the last checkpoint says iteration 4.
 * ``dist_test.sh`` (2 processes) on that checkpoint: metrics printed, ``--out`` pickle holds one
   prediction per test image.
+* a missing, empty, truncated, foreign (a text file, a pickle of something else) or refused
+  checkpoint given to ``train.py --resume``, ``test.py`` or ``load_from``: one message naming
+  the file and what is wrong, no traceback.
 """
 import inspect
 import os
@@ -20,6 +23,7 @@ import pytest
 import torch
 
 import mmrm  # noqa: F401  (safe globals for torch.load of the checkpoints)
+from tests.test_engine.test_checkpoint import UNUSABLE, unusable_checkpoint
 from tests.utils import (REPO_ROOT, find_free_port, tiny_cls_config, tool_env,
                          write_config)
 
@@ -231,3 +235,53 @@ def test_cuda_checks_script_runs_selected_steps_and_counts_failures(tmp_path):
                               env=dict(os.environ, PYTHON='true', ONLY='sync', **env))
         sync_cmd = next(line for line in proc.stdout.splitlines() if line.startswith('=== sync:'))
         assert f'model.roi_head.roi_backend={backend} ' in sync_cmd + ' ', sync_cmd
+
+
+@pytest.fixture(scope='module')
+def tiny_cfg_path(tiny_image_folder, tmp_path_factory):
+    cfg = tiny_cls_config(tiny_image_folder, max_iters=1)
+    return write_config(cfg, tmp_path_factory.mktemp('ckpt_cfg') / 'tiny.py')
+
+
+@pytest.mark.parametrize('case', list(UNUSABLE))
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_an_unusable_checkpoint_stops_the_tool_with_one_message(tool, case, tiny_cfg_path,
+                                                                tmp_path):
+    """train.py --resume FILE / test.py CONFIG FILE: the message names the file and what is
+    wrong with it (no torch / pickle traceback, no advice to switch weights_only off)."""
+    path, message = unusable_checkpoint(case, tmp_path)
+    argv = ([tiny_cfg_path, '--resume', path] if tool == 'train' else [tiny_cfg_path, path])
+    with pytest.raises(SystemExit) as err:
+        _load_tool(tool).main(argv + ['--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                                      f'experiment_name=unusable_{tool}_{case}'])
+    assert re.fullmatch(rf'tools/{tool}.py: {message}.*', str(err.value.code), re.S)
+    assert 'weights_only' not in str(err.value.code)
+
+
+def test_a_checkpoint_loaded_by_the_runner_is_named_too(tiny_cfg_path, tmp_path):
+    """load_from (a run started from weights) goes through MMEngine's loader: same message."""
+    path, message = unusable_checkpoint('truncated', tmp_path)
+    with pytest.raises(SystemExit) as err:
+        _load_tool('train').main([tiny_cfg_path, '--work-dir', str(tmp_path / 'w'),
+                                  '--cfg-options', f'load_from={path}',
+                                  'experiment_name=unusable_load_from'])
+    assert re.fullmatch(rf'tools/train.py: {message}.*', str(err.value.code), re.S)
+
+
+def test_resuming_from_weights_only_says_to_use_load_from(tiny_cfg_path, tmp_path):
+    path = tmp_path / 'weights.pth'
+    torch.save({'conv.weight': torch.zeros(2)}, path)
+    with pytest.raises(SystemExit, match=r'tools/train.py: checkpoint .*weights.pth: cannot '
+                                         r'resume from it: it has no meta / state_dict'):
+        _load_tool('train').main([tiny_cfg_path, '--resume', str(path)])
+
+
+def test_train_py_prints_the_message_and_no_traceback(tiny_cfg_path, tmp_path):
+    path, message = unusable_checkpoint('pickle', tmp_path)
+    proc = subprocess.run([sys.executable, str(TOOLS / 'train.py'), tiny_cfg_path, '--resume',
+                           path, '--work-dir', str(tmp_path / 'w')], env=tool_env(),
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 1
+    # no traceback, and no torch warning asking for weights_only=False or an issue either
+    assert 'Traceback' not in proc.stderr and 'weights_only' not in proc.stderr
+    assert re.fullmatch(rf'tools/train.py: {message}.*\n', proc.stderr.splitlines(True)[-1])

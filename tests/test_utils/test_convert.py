@@ -1,5 +1,7 @@
-"""Deploy export: an RM checkpoint becomes a plain ImageClassifier with the baseline's size."""
+"""Deploy export: an RM checkpoint becomes a plain ImageClassifier with the baseline's size; an
+unusable source checkpoint stops the converters with one message naming it."""
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -10,7 +12,8 @@ from mmpretrain.registry import MODELS
 
 import mmrm  # noqa: F401
 from mmrm.utils import convert_rm_checkpoint
-from tests.utils import REPO_ROOT
+from tests.test_engine.test_checkpoint import UNUSABLE, unusable_checkpoint
+from tests.utils import REPO_ROOT, load_tool
 
 ROOT = str(REPO_ROOT)
 
@@ -110,3 +113,30 @@ def test_rm2backbone_takes_the_best_checkpoint_of_a_work_dir(tmp_path):
                           text=True)
     assert proc.returncode != 0 and '0 best_*.pth checkpoints (found: epoch_4.pth)' in \
         proc.stderr and 'save_best' in proc.stderr
+
+
+@pytest.mark.parametrize('case', list(UNUSABLE) + ['no weights'])
+@pytest.mark.parametrize('tool', ['rm2cls', 'rm2backbone'])
+def test_an_unusable_checkpoint_stops_the_converter_with_one_message(tool, case, tmp_path):
+    if case == 'no weights':
+        src = str(tmp_path / 'hub.pth')
+        torch.save(dict(message_hub={}, epoch=3), src)
+        message = (rf"checkpoint {re.escape(src)}: holds no model weights \(a dict with keys "
+                   r"'message_hub', 'epoch', where a checkpoint has a 'state_dict'")
+    else:
+        src, message = unusable_checkpoint(case, tmp_path)
+    dst = tmp_path / 'out.pth'
+    with pytest.raises(SystemExit) as err:
+        load_tool(f'tools/model_converters/{tool}.py').main([src, str(dst)])
+    assert re.match(rf'{tool}: {message}', str(err.value.code))
+    assert 'weights_only' not in str(err.value.code) and not dst.exists()
+
+
+@pytest.mark.parametrize('tool,case', [('rm2cls', 'truncated'), ('rm2backbone', 'pickle')])
+def test_a_converter_prints_the_message_and_no_traceback(tool, case, tmp_path):
+    src, message = unusable_checkpoint(case, tmp_path)
+    proc = subprocess.run([sys.executable, osp.join(ROOT, f'tools/model_converters/{tool}.py'),
+                           src, str(tmp_path / 'out.pth')], capture_output=True, text=True)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'weights_only' not in proc.stderr
+    assert re.fullmatch(rf'{tool}: {message}.*\n', proc.stderr.splitlines(True)[-1])

@@ -37,7 +37,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
 from mmrm.experiments.work_dirs import best_checkpoint as find_best_checkpoint  # noqa: E402
 from mmrm.utils import add_swin_stage_norms, convert_rm_checkpoint  # noqa: E402
-from mmrm.utils.convert import WEIGHTS  # noqa: E402
+from mmrm.engine import CheckpointError  # noqa: E402
+from mmrm.utils.convert import WEIGHTS, read_checkpoint  # noqa: E402
 
 
 def best_checkpoint(work_dir: str) -> str:
@@ -67,7 +68,10 @@ def main(argv=None):
     src = best_checkpoint(args.src) if osp.isdir(args.src) else args.src
     if src != args.src:
         print(f'best checkpoint of {args.src}: {osp.basename(src)}')
-    ckpt = torch.load(src, map_location='cpu')
+    try:
+        ckpt = read_checkpoint(src)
+    except CheckpointError as exc:  # names the file and what is wrong with it
+        raise SystemExit(f'rm2backbone: {exc}') from None
     out, dropped = convert_rm_checkpoint(ckpt, backbone_only=True, strip_prefix=args.strip_prefix,
                                           weights=args.weights)
     if args.swin_stage_norms:

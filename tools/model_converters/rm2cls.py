@@ -16,7 +16,8 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mmrm  # noqa: E402,F401  (registers safe checkpoint globals)
 from mmrm.utils import convert_rm_checkpoint  # noqa: E402
-from mmrm.utils.convert import WEIGHTS  # noqa: E402
+from mmrm.engine import CheckpointError  # noqa: E402
+from mmrm.utils.convert import WEIGHTS, read_checkpoint  # noqa: E402
 
 
 def main(argv=None):
@@ -28,7 +29,10 @@ def main(argv=None):
                         '(default; its state_dict, what the EMA run validated) or the raw '
                         'trained ones (its ema_state_dict)')
     args = parser.parse_args(argv)
-    ckpt = torch.load(args.src, map_location='cpu')
+    try:
+        ckpt = read_checkpoint(args.src)
+    except CheckpointError as exc:  # names the file and what is wrong with it
+        raise SystemExit(f'rm2cls: {exc}') from None
     out, dropped = convert_rm_checkpoint(ckpt, weights=args.weights)
     print(f"weights: {out['meta']['mmrm_converted']['weights']}")
     torch.save(out, args.dst)

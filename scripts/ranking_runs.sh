@@ -5,7 +5,7 @@
 # finished run, so a rerun (on this machine or a new one) trains only what is missing.
 #
 #   bash scripts/ranking_runs.sh            # all arms; at the lowest CPU priority
-#   RANKING_ARMS="1" bash scripts/ranking_runs.sh   # only arm 1 (arms: 2sel 1 3 2)
+#   RANKING_ARMS="1" bash scripts/ranking_runs.sh   # only arm 1 (steps: 2sel 1 3 probe 2)
 #
 # Environment: PYTHON (default .venv/bin/python), DATA_ROOT (default data/fashion_mnist),
 # RESULTS (default results/fashion_mnist), JOBS (runs at once, default 2: one thread each).
@@ -16,7 +16,7 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 DATA_ROOT=${DATA_ROOT:-$ROOT/data/fashion_mnist}
 RESULTS=${RESULTS:-$ROOT/results/fashion_mnist}
 JOBS=${JOBS:-2}
-ARMS=${RANKING_ARMS:-2sel 1 3 2}
+ARMS=${RANKING_ARMS:-2sel 1 3 probe 2}
 RANKED="baseline mixup cutmix manifold-mixup feature-cutmix rm rm-no-rs"
 
 compare() {  # the comparison tool at the lowest priority; it skips finished / published runs
@@ -41,9 +41,12 @@ for arm in $ARMS; do
     2sel) select_second_regime >/dev/null ;;
     1) compare --regime scarce-20 --methods $RANKED --seeds $(seq 0 18) --table-seeds 0 1 2 ;;
     3) compare --regime scarce-20-56px --methods baseline cutmix rm rm-no-rs --seeds 0 1 2 3 4 ;;
+    probe) echo "[ranking $(date +%H:%M:%S)] P2: rank_mixers.py --probe"
+       nice -n 19 "$PY" tools/analysis_tools/rank_mixers.py --probe "$ROOT/results/probes/history_boxes.json" \
+         --work-root "$ROOT/work_dirs/fashion_mnist_compare" --data-root "$DATA_ROOT" ;;
     2) regime=$(select_second_regime); echo "[ranking] the not-tiny arm's regime: $regime"
        compare --regime "$regime" --methods $RANKED --seeds 0 1 2 3 4 ;;
-    *) echo "unknown arm '$arm' (allowed: 2sel 1 3 2)" >&2; exit 2 ;;
+    *) echo "unknown step '$arm' (allowed: 2sel 1 3 probe 2)" >&2; exit 2 ;;
   esac
 done
 echo "[ranking $(date +%H:%M:%S)] done: python tools/analysis_tools/rank_mixers.py --report $RESULTS"

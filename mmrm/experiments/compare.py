@@ -26,7 +26,8 @@ from .run import Run
 from .stats import mean_std, paired_t
 
 __all__ = [
-    'Method', 'METHODS', 'REGIMES', 'DEFAULT_REGIME', 'regime_options', 'comparison_runs',
+    'Method', 'METHODS', 'REGIMES', 'DEFAULT_REGIME', 'regime_options', 'data_options',
+    'train_command', 'comparison_runs',
     'paired_interval', 'summarise', 'format_table', 'selection_gain', 'format_selection',
     'load_records',
     'export_records'
@@ -118,14 +119,26 @@ def regime_options(regime: Dict) -> List[str]:
     return opts
 
 
+def data_options(data_root: str) -> List[str]:
+    """The ``--cfg-options`` that point every dataloader at ``data_root``."""
+    return [f'{loader}.dataset.data_root={data_root}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def train_command(config: str, work_dir: str, options: Sequence[str], seed: int,
+                  data_root: str) -> List[str]:
+    """The ``tools/train.py`` command of one comparison run."""
+    return [sys.executable, osp.join(REPO_ROOT, 'tools/train.py'), config, '--work-dir',
+            work_dir, '--cfg-options', *options, *data_options(data_root),
+            f'randomness.seed={seed}']
+
+
 def _compare_body(ctx, method: str, regime: str, config: str, options: Sequence[str], seed: int,
                   data_root: str) -> Dict:
     """One run: train, then score the last and the best-on-val checkpoints on ``test``."""
     work_dir = osp.join(ctx.folder, 'train')
-    data = [f'{loader}.dataset.data_root={data_root}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    ctx.call([sys.executable, osp.join(REPO_ROOT, 'tools/train.py'), config, '--work-dir',
-              work_dir, '--cfg-options', *options, *data, f'randomness.seed={seed}'])
+    data = data_options(data_root)
+    ctx.call(train_command(config, work_dir, options, seed, data_root))
     out = osp.join(ctx.folder, 'evaluation.json')
     ctx.call([sys.executable, '-m', 'mmrm.experiments.evaluate', work_dir, '--out', out,
               '--cfg-options', *data])

@@ -2,11 +2,12 @@
 offline Tables 1 / 6."""
 import os
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from mmrm.analysis.variants import VARIANT_NAMES
 
-__all__ = ['pyplot', 'save_line_plot', 'plot_effective_classes', 'plot_sweep', 'plot_comparison']
+__all__ = ['pyplot', 'save_line_plot', 'plot_effective_classes', 'plot_sweep', 'plot_comparison',
+           'plot_contrasts']
 
 
 def pyplot():
@@ -72,7 +73,7 @@ def plot_comparison(rows: Sequence[dict], path: str, dpi: int = 90) -> dict:
     """The offline Tables 1 / 6 as horizontal bars, one row per method: our test error after the
     last epoch (mean with its 95 % Student-t interval, each seed a dot) beside the paper's
     Table 1 (CIFAR-10, PyramidNet-200) and Table 6 (ImageNet, ResNet-50) errors.
-    ``rows`` are :func:`mmrm.analysis.compare.summarise` rows. Returns the plotted means and
+    ``rows`` are :func:`mmrm.experiments.compare.summarise` rows. Returns the plotted means and
     interval half-widths."""
     import math
     import statistics
@@ -111,3 +112,36 @@ def plot_comparison(rows: Sequence[dict], path: str, dpi: int = 90) -> dict:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return dict(means=means, half=half)
+
+
+def plot_contrasts(arms: Dict[str, Dict], path: str, dpi: int = 90) -> int:
+    """The ranking study's contrasts, one panel an arm and one row a contrast: the mean paired
+    difference ``err(other) - err(RM)`` (points; positive: RM better) with its Holm interval
+    (:func:`mmrm.experiments.stats.holm_intervals` entries in ``arms[arm]['tests']``, rows
+    labelled ``arms[arm]['labels']``). Returns the number of rows drawn."""
+    plt = pyplot()
+    shown = [a for a in arms if arms[a]['tests']]
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(4.2 * max(1, len(shown)), 2.8),
+                             squeeze=False)
+    rows = 0
+    for ax, arm in zip(axes[0], shown):
+        tests, labels = arms[arm]['tests'], arms[arm]['labels']
+        names = [n for n in labels if n in tests]
+        y = list(range(len(names)))
+        for i, n in enumerate(names):  # green: RM better, red: RM worse, grey: not resolved
+            t = tests[n]
+            color = ('C2' if t['mean'] > 0 else 'C3') if t['held'] else 'C7'
+            ax.errorbar([t['mean']], [i], xerr=[[t['mean'] - t['low']], [t['high'] - t['mean']]],
+                        fmt='o', color=color, ms=4, capsize=3)
+        ax.axvline(0, color='black', lw=0.8)
+        ax.set_yticks(y)
+        ax.set_yticklabels([labels[n] for n in names], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel('err(other) - err(RM), points', fontsize=8)
+        rows += len(names)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return rows

@@ -7,8 +7,9 @@
   :func:`tests.utils.make_tiny_rm_setup`), ``one_thread`` and ``free_port``.
 
 Tests mirror the package: ``tests/test_models`` for ``mmrm/models``, ``tests/test_engine``,
-``tests/test_analysis``, ``tests/test_experiments``, ``tests/test_visualization``, ``tests/test_utils``, and
-``tests/test_tools`` / ``tests/test_configs`` for the command-line tools and the configs.
+``tests/test_analysis``, ``tests/test_experiments``, ``tests/test_visualization``,
+``tests/test_utils``, and ``tests/test_tools`` / ``tests/test_configs`` for the command-line
+tools and the configs.
 """
 import importlib.machinery
 import importlib.util

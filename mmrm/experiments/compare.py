@@ -26,7 +26,8 @@ from .run import Run
 from .stats import mean_std, paired_t
 
 __all__ = [
-    'Method', 'METHODS', 'REGIMES', 'DEFAULT_REGIME', 'regime_options', 'data_options',
+    'Method', 'METHODS', 'REGIMES', 'DEFAULT_REGIME', 'TABLE_SEEDS',
+    'TABLE_REGIMES', 'regime_options', 'data_options',
     'train_command', 'comparison_runs',
     'paired_interval', 'summarise', 'format_table', 'selection_gain', 'format_selection',
     'load_records',
@@ -91,6 +92,10 @@ REGIMES: Dict[str, Dict] = {
                            image_size=56, crop_padding=4),
 }
 DEFAULT_REGIME = 'scarce-20'
+#: Tables 1 / 6 (docs/en/results/tables.md): their seeds and the regimes their selection tried;
+#: the ranking study's further seeds and regimes share the folders and the run keys.
+TABLE_SEEDS = (0, 1, 2)
+TABLE_REGIMES = ('scarce-50', 'scarce-20')
 
 
 def regime_options(regime: Dict) -> List[str]:

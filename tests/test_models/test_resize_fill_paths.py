@@ -179,3 +179,63 @@ def test_a_seeded_run_pastes_what_the_reference_algorithm_pastes():
                 assert aug.last_box == (x1, y1, x2, y2) and aug.last_lam == lam
             assert torch.equal(bits(out), bits(expect)) and torch.equal(score, expect_y)
             hist_x, hist_y = expect, expect_y
+
+
+def reference_box(alpha, height, width):
+    """The box draw as first written (np.random.uniform, both clips on every side)."""
+    ratio = np.sqrt(np.random.uniform(0., alpha))
+    cut_w, cut_h = int(width * ratio), int(height * ratio)
+    cx, cy = np.random.randint(width), np.random.randint(height)
+    return (min(max(cx - cut_w // 2, 0), width), min(max(cy - cut_h // 2, 0), height),
+            min(max(cx + cut_w // 2, 0), width), min(max(cy + cut_h // 2, 0), height))
+
+
+@pytest.mark.parametrize('alpha', [0.5, 1.0, 0.01, np.float32(0.3)])
+def test_the_box_draw_gives_the_first_formulas_boxes_from_the_same_stream(alpha):
+    """alpha * random_sample() is uniform(0, alpha) bit for bit, one clip per side the same
+    box: seeded runs keep their boxes, and the stream advances by the same draws."""
+    aug = RecursiveMixBatchAugment()
+    aug.alpha = alpha  # also an unchecked numpy scalar set after the build
+    for height, width in ((32, 32), (224, 224), (7, 5), (1, 1), (2, 97)):
+        np.random.seed(11)
+        got = [aug.sample_box(height, width) for _ in range(3000)]
+        after = np.random.random_sample()
+        np.random.seed(11)
+        expect = [reference_box(alpha, height, width) for _ in range(3000)]
+        assert got == expect and after == np.random.random_sample()
+        assert all(type(v) is int for v in got[0])
+
+
+def strided_inputs(kind, shape, seed):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    if kind == 'channels_last':
+        return x.contiguous(memory_format=torch.channels_last)
+    if kind == 'offset_view':  # a view into a larger batch: storage offset, row stride > W
+        n, c, h, w = shape
+        big = torch.zeros(n, c, h + 3, w + 5)
+        big[:, :, 2:2 + h, 3:3 + w] = x
+        return big[:, :, 2:2 + h, 3:3 + w]
+    return x
+
+
+@pytest.mark.parametrize('kind', ['contiguous', 'channels_last', 'offset_view'])
+@pytest.mark.parametrize('mode', [dict(), dict(interpolation='bilinear'), dict(resize=False)])
+def test_the_box_view_of_any_layout_is_the_sliced_box(kind, mode):
+    shape, box = (3, 2, 20, 24), (5, 3, 19, 15)
+    aug = RecursiveMixBatchAugment(**mode)
+    aug.sample_box = lambda h, w: box
+    hist = strided_inputs(kind, shape, 0)
+    aug(hist.clone(), F.one_hot(torch.arange(3), 4).float())
+    hist_x = aug.history_inputs.clone()
+    x = strided_inputs(kind, shape, 1)
+    expect = x.clone()
+    out, _ = aug(x, F.one_hot(torch.arange(3), 4).float())
+    x1, y1, x2, y2 = box
+    if mode.get('resize', True):
+        kw = dict(mode=mode.get('interpolation', 'nearest'))
+        if kw['mode'] == 'bilinear':
+            kw['align_corners'] = True
+        expect[:, :, y1:y2, x1:x2] = F.interpolate(hist_x, size=(y2 - y1, x2 - x1), **kw)
+    else:
+        expect[:, :, y1:y2, x1:x2] = hist_x[:, :, y1:y2, x1:x2]
+    assert out is x and torch.equal(bits(out), bits(expect))

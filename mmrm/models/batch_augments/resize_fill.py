@@ -12,7 +12,10 @@ fastest way depends on the device:
   over the planes). The previous path (copy the kept rows, torch's 1-d nearest kernel along the
   width, which writes a contiguous temporary and copies it into the box) moved the box ~3 times
   through memory; on a 2-core AMD EPYC the gather is 0.66x its time at 64x3x32x32 and 0.78x at
-  32x3x224x224 (#35; both are bound by reading the history rows from DRAM at 224).
+  32x3x224x224 (#35; both are bound by reading the history rows from DRAM at 224). At 32 px the
+  whole op is ~0.2-0.5 ms, so its Python side counts: shapes are read once as ints and the
+  device as ``is_cpu``. The op's figures against CutMix, with the CPU and the commands, are in
+  ``docs/en/results/cost.md`` ("The RM op alone").
 """
 import functools
 
@@ -66,25 +69,35 @@ def nearest_resize(src: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
     return src.reshape(n * c, h * w).index_select(1, flat).view(n, c, out_h, out_w)
 
 
+CPU = torch.device('cpu')
+
+
+def _shape_error(dst: torch.Tensor, src: torch.Tensor) -> ValueError:
+    return ValueError('ResizeFill resizes an (N, C, H, W) image batch into an (N, C, h, w) box '
+                      f'of the same N and C; got {tuple(src.shape)} into {tuple(dst.shape)}')
+
+
 def resize_fill_nearest_(dst: torch.Tensor, src: torch.Tensor) -> None:
     """``dst.copy_(F.interpolate(src, dst.shape[-2:], mode='nearest'))``, bit for bit:
     ``src`` ``(N, C, H, W)`` resized into ``dst``, an ``(N, C, h, w)`` view (the box)."""
-    if src.dim() != 4 or dst.dim() != 4 or src.shape[:2] != dst.shape[:2]:
-        raise ValueError('ResizeFill resizes an (N, C, H, W) image batch into an (N, C, h, w) '
-                         f'box of the same N and C; got {tuple(src.shape)} into '
-                         f'{tuple(dst.shape)}')
+    # the shapes read once as ints, the device as a flag (Size slices and ``.device`` objects
+    # cost microseconds each, a sizeable part of the op at 32 px, #35)
+    if src.ndim != 4 or dst.ndim != 4:
+        raise _shape_error(dst, src)
     n, c, in_h, in_w = src.shape
-    out_h, out_w = dst.shape[-2:]
-    if src.device.type != 'cpu' or dst.dtype != src.dtype:
+    dst_n, dst_c, out_h, out_w = dst.shape
+    if dst_n != n or dst_c != c:
+        raise _shape_error(dst, src)
+    if not src.is_cpu or dst.dtype != src.dtype:
         dst.copy_(nearest_resize(src, out_h, out_w).to(dst.dtype))
         return
     # out[n, c, i, j] = src_flat[n, c, rows[i] * W + cols[j]]: the flat plane broadcast over
     # the box rows (stride 0, nothing copied), the index table broadcast over N and C
     if out_h * out_w <= SMALL_BOX:
-        flat = flat_index(out_h, out_w, in_h, in_w, src.device)
+        flat = flat_index(out_h, out_w, in_h, in_w, CPU)
     else:  # one add per step: large tables are not worth keeping (a 224-px box has ~11k)
-        flat = torch.add(row_offsets(out_h, in_h, in_w, src.device)[:, None],
-                         nearest_index(out_w, in_w, src.device))
+        flat = torch.add(row_offsets(out_h, in_h, in_w, CPU)[:, None],
+                         nearest_index(out_w, in_w, CPU))
     if src.is_contiguous():  # one view instead of a reshape and an expand
         planes = src.as_strided((n, c, out_h, in_h * in_w), (c * in_h * in_w, in_h * in_w, 0, 1))
     else:

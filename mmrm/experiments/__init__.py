@@ -9,7 +9,8 @@
 - :mod:`.stats`: mean / std, paired t intervals, Holm's correction, seeds for a power target;
 - :mod:`.work_dirs` and :mod:`.evaluate`: what a finished MMEngine run left, scored on test;
 - :mod:`.sweep`: alpha / omega sweeps (paper Figs. 4-5);
-- :mod:`.compare`: the offline Tables 1 / 6; :mod:`.ranking`: the ranking study;
+- :mod:`.compare`: the offline Tables 1 / 6's runs, :mod:`.compare_report` their table;
+  :mod:`.ranking` and :mod:`.ranking_report`: the ranking study;
 - :mod:`.transfer`: the downstream chain by stage, and its table;
 - :mod:`.precise_bn`: a downstream run rescored with recomputed BatchNorm statistics.
 

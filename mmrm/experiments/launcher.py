@@ -131,7 +131,7 @@ class Launcher:
                         continue
                     job = active.pop(i)
                     tails.pop(i).echo()
-                    records[i] = self._collect(runs[i], job)
+                    records[i] = _job_record(runs[i], job, self.launcher, self.log)
                     report(i, cached=False)
         finally:
             for job in active.values():
@@ -142,24 +142,6 @@ class Launcher:
         attempt = run.next_attempt()
         self.log(f'[run] {run.name}: into {run.folder} (log attempt-{attempt}.log)')
         return attempt
-
-    def _collect(self, run: Run, job) -> Dict:
-        """The record a job wrote; its failure as a RuntimeError with the end of its log."""
-        try:
-            job.result()
-        except Exception as exc:  # submitit's FailedJobError / UncompletedJobError
-            attempts = run.attempts()
-            log = run.attempt_log(attempts[-1]['attempt']) if attempts else None
-            text = str(exc).strip().splitlines()
-            raise RuntimeError(
-                f'{run.name} failed ({self.launcher} job {job.job_id}): '
-                f'{text[-1] if text else type(exc).__name__}\nthe end of its log ({log}):\n'
-                f'{_tail(log) if log else ""}') from exc
-        record = run.finished(self.log)
-        if record is None:
-            raise RuntimeError(f'{run.name}: the job {job.job_id} ended without writing '
-                               f'{run.result_path}')
-        return record
 
     def eta(self, left: Sequence[Run]) -> str:
         """Time to finish ``left``: the measured mean of a group, else its ``cost`` scaled by
@@ -172,6 +154,25 @@ class Launcher:
         scale = statistics.mean(ratios) if ratios else 1.
         total = sum(measured.get(r.group, r.cost * scale) for r in left)
         return fmt_time(total / self.jobs)
+
+
+def _job_record(run: Run, job, launcher: str, log: Callable[[str], None]) -> Dict:
+    """The record a job wrote; its failure as a RuntimeError with the end of its log."""
+    try:
+        job.result()
+    except Exception as exc:  # submitit's FailedJobError / UncompletedJobError
+        attempts = run.attempts()
+        path = run.attempt_log(attempts[-1]['attempt']) if attempts else None
+        text = str(exc).strip().splitlines()
+        raise RuntimeError(
+            f'{run.name} failed ({launcher} job {job.job_id}): '
+            f'{text[-1] if text else type(exc).__name__}\nthe end of its log ({path}):\n'
+            f'{_tail(path) if path else ""}') from exc
+    record = run.finished(log)
+    if record is None:
+        raise RuntimeError(f'{run.name}: the job {job.job_id} ended without writing '
+                           f'{run.result_path}')
+    return record
 
 
 @contextlib.contextmanager

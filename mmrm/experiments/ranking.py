@@ -121,7 +121,7 @@ def choose_second_regime(records_by_regime: Dict[str, Sequence[Dict]]) -> Tuple[
     ``(None, candidate)`` while ``candidate``'s selection runs (baseline and CutMix, seeds
     0-2) are missing. The first candidate whose CutMix leads the baseline by >= 2 baseline
     stds of val error is chosen; if none does, the first candidate."""
-    from .compare import selection_gain
+    from .compare_report import selection_gain
     for regime in SECOND_ARM_CANDIDATES:
         sel = selection_gain(records_by_regime.get(regime, ()))
         if sel is None or min(len(v) for v in sel['values'].values()) < 3:

@@ -73,7 +73,7 @@ def plot_comparison(rows: Sequence[dict], path: str, dpi: int = 90) -> dict:
     """The offline Tables 1 / 6 as horizontal bars, one row per method: our test error after the
     last epoch (mean with its 95 % Student-t interval, each seed a dot) beside the paper's
     Table 1 (CIFAR-10, PyramidNet-200) and Table 6 (ImageNet, ResNet-50) errors.
-    ``rows`` are :func:`mmrm.experiments.compare.summarise` rows. Returns the plotted means and
+    ``rows`` are :func:`mmrm.experiments.compare_report.summarise` rows. Returns the plotted means and
     interval half-widths."""
     import math
     import statistics

@@ -23,8 +23,9 @@ from mmengine.config import Config
 from PIL import Image
 
 from mmrm.experiments import compare
-from mmrm.experiments.compare import (METHODS, REGIMES, format_selection, format_table,
-                                   load_records, paired_interval, regime_options, summarise)
+from mmrm.experiments.compare import METHODS, REGIMES, regime_options
+from mmrm.experiments.compare_report import (format_selection, format_table, load_records,
+                                             paired_interval, summarise)
 from mmrm.experiments import config_digest
 from tests.utils import REPO_ROOT, load_tool, write_fashion_mnist
 

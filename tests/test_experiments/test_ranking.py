@@ -2,7 +2,7 @@
 the power estimate on the committed pilot records, and the page says it verbatim."""
 import pytest
 
-from mmrm.experiments.compare import load_records
+from mmrm.experiments.compare_report import load_records
 from mmrm.experiments.ranking import ARMS, format_power, power_estimate
 from tests.utils import REPO_ROOT, load_tool
 

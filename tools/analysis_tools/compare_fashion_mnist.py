@@ -29,8 +29,9 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from mmrm.experiments.compare import (DEFAULT_REGIME, METHOD_NAMES, REGIMES,  # noqa: E402
-                                   comparison_runs, export_records, format_selection,
-                                   format_table, load_records, summarise)
+                                      comparison_runs)
+from mmrm.experiments.compare_report import (export_records, format_selection,  # noqa: E402
+                                             format_table, load_records, summarise)
 from mmrm.experiments import add_launcher_args, launcher_from_args  # noqa: E402
 from mmrm.utils.machine import cores_available  # noqa: E402
 

@@ -25,7 +25,8 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from mmrm.experiments.compare import REGIMES, load_records  # noqa: E402
+from mmrm.experiments.compare import REGIMES  # noqa: E402
+from mmrm.experiments.compare_report import load_records  # noqa: E402
 from mmrm.experiments.ranking import (SECOND_ARM_CANDIDATES, choose_second_regime,  # noqa: E402
                                       format_power, power_estimate)
 from mmrm.experiments import read_json  # noqa: E402

@@ -10,7 +10,6 @@ function of the fine-tuning records alone (:mod:`.report`); :meth:`TransferChain
 them to a folder (``results/transfer/``) from which :func:`~.records.report_records`
 regenerates the same table, bit for bit. The command line is ``tools/downstream.py``.
 """
-import os
 import os.path as osp
 import platform
 import sys
@@ -20,17 +19,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from mmrm.utils.machine import cpu_model
 
 from ..launcher import Launcher
-from ..records import git_commit, write_json_atomic
+from ..records import git_commit
 from ..run import Run
 from .finetune import finetune_run
 from .models import DOWNSTREAM_MODELS, check_split
 from .plan import SCRATCH_METHODS, TransferPlan
 from .pretrain import check_keys, pretrain_run
-from .records import (canvas_meta, differences, export_records, pretrain_label, run_result,
-                      write_text)
-from .report import markdown_table, summarize
+from .records import canvas_meta, export_records, pretrain_label, run_result, write_results
 
-__all__ = ['TransferChain']
+__all__ = ['TransferChain', 'collect_finished']
 
 
 class TransferChain:
@@ -154,84 +151,75 @@ class TransferChain:
             return ', '.join(f'{self.split} {k} {v:.2f}' for k, v in scores.items())
         records = self.launcher.run(self._finetune_runs(backbones), describe=describe)
         results = [self._result(r) for r in records]
-        return self._write(results, pretrain_records, wall_s=time.time() - chain_start)
+        return self._write(results, pretrain_records, time.time() - chain_start)
 
-    def _collect(self) -> Tuple[Dict[str, Tuple[Run, Dict]], List[Tuple[Run, Dict]]]:
-        """The finished runs of this chain's keys under ``work_dir``, running nothing:
-        ``({label: (run, pretraining record)}, [(run, fine-tuning record)])``; the missing
-        ones are named in the log."""
-        pretrain, backbones, missing = {}, {}, []
-        for method in self.plan.methods:
-            for p in self.plan.used_seeds(method):
-                if method in SCRATCH_METHODS:
-                    backbones[(method, p)] = None
-                    continue
-                run = self.pretrain_run(method, p)
-                record = run.finished(self.log)
-                if record is None:
-                    missing.append(run.name)
-                else:
-                    pretrain[pretrain_label(method, p)] = (run, record)
-                    backbones[(method, p)] = record['result']['backbone']
-        finetunes = []
-        for model, method, p, seed in self.plan.finetunings():
-            if (method, p) not in backbones:
-                missing.append(f'{model} {method}' + ('' if p is None else f' pre {p}') +
-                               f' seed {seed}')
-                continue
-            run = self.finetune_run(model, method, seed, backbones[(method, p)], p)
-            record = run.finished(self.log)
-            if record is None:
-                missing.append(run.name)
-            else:
-                finetunes.append((run, record))
-        if missing:
-            self.log(f'[report] not run (left out of the table): {", ".join(missing)}')
-        if not finetunes:
-            raise RuntimeError(f'no finished run under {self.work_dir}')
-        return pretrain, finetunes
+    def _write(self, results: List[Dict], pretrain_records: Dict,
+               wall_s: Optional[float] = None) -> Dict:
+        plan = self.plan
+        meta = dict(cpu=cpu_model(), threads=self.threads, jobs=self.jobs,
+                    python=platform.python_version(), date=time.strftime('%Y-%m-%d'),
+                    commit=git_commit(), data_root=self.data_root,
+                    canvas=canvas_meta(self.data_root), seeds=plan.seeds,
+                    pretrain_seeds=plan.pretrain_seeds, pairing=plan.pairing, split='test',
+                    wall_s=None if wall_s is None else round(wall_s, 1))
+        return write_results(self.work_dir, self.split, meta, results, pretrain_records,
+                             self.log)
 
     def report(self) -> Dict:
         """Tabulate the finished runs of this chain's keys found under ``work_dir`` (e.g.
         chains run in parts), running nothing; missing runs are named."""
-        pretrain, finetunes = self._collect()
+        pretrain, finetunes = collect_finished(self)
         results = [self._result(record) for _, record in finetunes]
-        return self._write(results, {k: _pretrain_entry(r) for k, (_, r) in pretrain.items()},
-                           wall_s=None)
+        return self._write(results, {k: _pretrain_entry(r) for k, (_, r) in pretrain.items()})
 
     def export(self, dest: str) -> List[str]:
         """Copy the records behind the table (every finished pretraining and fine-tuning of
         this chain's keys) to ``dest`` as ``<folder relative to work_dir>.json``
         (``pretrain/rm_seed0-<key>.json``, ``atss/rm_pre0_seed0-<key>.json``) and write the
         table made from them alone (:func:`~.records.export_records`)."""
-        pretrain, finetunes = self._collect()
+        pretrain, finetunes = collect_finished(self)
         runs = [run for run, _ in pretrain.values()] + [run for run, _ in finetunes]
         return export_records({osp.relpath(run.folder, self.work_dir): run.result_path
                                for run in runs}, dest, log=self.log)
 
-    def _write(self, results: List[Dict], pretrain_records: Dict,
-               wall_s: Optional[float]) -> Dict:
-        """Write ``results.json`` and the table of :attr:`split` (``results.md`` /
-        ``results_val.md``; atomically) and print that table."""
-        plan = self.plan
-        out = dict(
-            meta=dict(cpu=cpu_model(), threads=self.threads, jobs=self.jobs,
-                      python=platform.python_version(), date=time.strftime('%Y-%m-%d'),
-                      commit=git_commit(), data_root=self.data_root,
-                      canvas=canvas_meta(self.data_root), seeds=plan.seeds,
-                      pretrain_seeds=plan.pretrain_seeds, pairing=plan.pairing, split='test',
-                      wall_s=None if wall_s is None else round(wall_s, 1)),
-            pretrain=pretrain_records, runs=results, summary=summarize(results),
-            differences=differences(results))
-        os.makedirs(self.work_dir, exist_ok=True)
-        write_json_atomic(osp.join(self.work_dir, 'results.json'), out)
-        table = markdown_table(dict(runs=results), split=self.split)
-        write_text(osp.join(self.work_dir, 'results.md' if self.split == 'test'
-                            else 'results_val.md'), table)
-        self.log('\n' + table)
-        self.log(f'metrics of every run: {osp.join(self.work_dir, "results.json")}')
-        return out
-
 
 def _pretrain_entry(record: Dict) -> Dict:
     return dict(record['result'], wall_s=record['wall_s'], key=record['digest'])
+
+
+def collect_finished(chain: 'TransferChain'
+                     ) -> Tuple[Dict[str, Tuple[Run, Dict]], List[Tuple[Run, Dict]]]:
+    """The finished runs of ``chain``'s keys under its ``work_dir``, running nothing:
+    ``({label: (run, pretraining record)}, [(run, fine-tuning record)])``; the missing ones
+    are named in the log."""
+    plan, log = chain.plan, chain.log
+    pretrain, backbones, missing = {}, {}, []
+    for method in plan.methods:
+        for p in plan.used_seeds(method):
+            if method in SCRATCH_METHODS:
+                backbones[(method, p)] = None
+                continue
+            run = chain.pretrain_run(method, p)
+            record = run.finished(log)
+            if record is None:
+                missing.append(run.name)
+            else:
+                pretrain[pretrain_label(method, p)] = (run, record)
+                backbones[(method, p)] = record['result']['backbone']
+    finetunes = []
+    for model, method, p, seed in plan.finetunings():
+        if (method, p) not in backbones:
+            missing.append(f'{model} {method}' + ('' if p is None else f' pre {p}') +
+                           f' seed {seed}')
+            continue
+        run = chain.finetune_run(model, method, seed, backbones[(method, p)], p)
+        record = run.finished(log)
+        if record is None:
+            missing.append(run.name)
+        else:
+            finetunes.append((run, record))
+    if missing:
+        log(f'[report] not run (left out of the table): {", ".join(missing)}')
+    if not finetunes:
+        raise RuntimeError(f'no finished run under {chain.work_dir}')
+    return pretrain, finetunes

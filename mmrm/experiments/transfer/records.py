@@ -10,10 +10,11 @@ import shutil
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .models import COMPARISONS, DOWNSTREAM_MODELS
-from .report import markdown_table, paired_difference
+from ..records import write_json_atomic
+from .report import markdown_table, paired_difference, summarize
 
 __all__ = ['run_result', 'differences', 'load_records', 'records_table', 'report_records',
-           'export_records', 'write_text', 'canvas_meta', 'pretrain_label']
+           'export_records', 'write_text', 'write_results', 'canvas_meta', 'pretrain_label']
 
 
 def run_result(record: Dict) -> Dict:
@@ -118,3 +119,19 @@ def canvas_meta(root: str) -> Optional[Dict]:
 
 def pretrain_label(method: str, seed: Optional[int]) -> str:
     return method if seed is None else f'{method}_seed{seed}'
+
+
+def write_results(work_dir: str, split: str, meta: Dict, results: List[Dict],
+                  pretrain_records: Dict, log: Callable[[str], None] = print) -> Dict:
+    """Write a chain's ``results.json`` (``meta``, the pretraining entries, the fine-tuning
+    results, their summary and paired differences) and the table of ``split`` (``results.md``
+    for test, ``results_val.md`` for val; atomically), and print that table."""
+    out = dict(meta=meta, pretrain=pretrain_records, runs=results, summary=summarize(results),
+               differences=differences(results))
+    os.makedirs(work_dir, exist_ok=True)
+    write_json_atomic(osp.join(work_dir, 'results.json'), out)
+    table = markdown_table(dict(runs=results), split=split)
+    write_text(osp.join(work_dir, 'results.md' if split == 'test' else 'results_val.md'), table)
+    log('\n' + table)
+    log(f'metrics of every run: {osp.join(work_dir, "results.json")}')
+    return out

@@ -320,3 +320,32 @@ def test_a_second_process_on_a_running_key_waits_and_takes_its_record(tmp_path):
     assert len(calls(tmp_path)) == 1
     assert out['second'] == out['first']
     assert any('is running this key; waiting' in x and 'pid' in x for x in lines)
+
+
+def test_a_config_digest_is_resolved_once_until_a_file_of_its_tree_changes(tmp_path,
+                                                                           monkeypatch):
+    """Inside a ``configs`` folder the resolved digest is remembered while no ``.py`` file there
+    changes, by content (a same-size edit in the same clock tick still counts); elsewhere
+    every call resolves the config."""
+    from mmengine.config import Config
+
+    from mmrm.experiments import config_digest
+    base = tmp_path / 'configs' / '_base_' / 'model.py'
+    base.parent.mkdir(parents=True)
+    base.write_text('depth = 18\n')
+    cfg = tmp_path / 'configs' / 'rm' / 'net.py'
+    cfg.parent.mkdir()
+    cfg.write_text("_base_ = ['../_base_/model.py']\nwidth = 16\n")
+    loads = []
+    real = Config.fromfile
+    monkeypatch.setattr(Config, 'fromfile', lambda *a, **k: loads.append(a) or real(*a, **k))
+    first = config_digest(str(cfg))
+    assert config_digest(str(cfg)) == first and len(loads) == 1
+    base.write_text('depth = 50\n')  # same size, at once: only the content tells
+    second = config_digest(str(cfg))
+    assert second != first and len(loads) == 2
+    (tmp_path / 'configs' / 'rm' / 'other.py').write_text('x = 1\n')  # any file of the tree
+    assert config_digest(str(cfg)) == second and len(loads) == 3
+    loose = tmp_path / 'loose.py'
+    loose.write_text('width = 16\n')
+    assert config_digest(str(loose)) == config_digest(str(loose)) and len(loads) == 5

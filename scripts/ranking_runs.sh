@@ -4,7 +4,7 @@
 # results/fashion_mnist/<regime>/ as it finishes, and a published record of the same key is a
 # finished run, so a rerun (on this machine or a new one) trains only what is missing.
 #
-#   bash scripts/ranking_runs.sh            # all arms; at the lowest CPU priority
+#   setsid bash scripts/ranking_runs.sh     # all arms; at the lowest CPU priority
 #   RANKING_ARMS="1" bash scripts/ranking_runs.sh   # only arm 1 (steps: 2sel 1 3 probe 2)
 #
 # Environment: PYTHON (default .venv/bin/python), DATA_ROOT (default data/fashion_mnist),
@@ -17,6 +17,14 @@ DATA_ROOT=${DATA_ROOT:-$ROOT/data/fashion_mnist}
 RESULTS=${RESULTS:-$ROOT/results/fashion_mnist}
 JOBS=${JOBS:-2}
 ARMS=${RANKING_ARMS:-2sel 1 3 probe 2}
+# `nice` alone is not the lowest priority on Linux with autogroups (the default): each session
+# is one group, and groups share the CPU equally whatever their processes' nice values, so the
+# runs would take half the cores from a test run in another session. Started in a session of
+# its own (setsid bash scripts/ranking_runs.sh), the script nices that group too; started from
+# a terminal it leaves the terminal's group alone.
+if [ "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" ] && [ -w /proc/self/autogroup ]; then
+  echo 19 > /proc/self/autogroup 2>/dev/null || true
+fi
 RANKED="baseline mixup cutmix manifold-mixup feature-cutmix rm rm-no-rs"
 
 compare() {  # the comparison tool at the lowest priority; it skips finished / published runs

@@ -1,7 +1,9 @@
 # mmrm: the two commands of a fresh machine are `make demo` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PYTEST_ARGS ?=
+# the suite on every core (pytest-xdist; TEST_WORKERS=1 runs it in one process)
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+PYTEST_ARGS ?= -n $(TEST_WORKERS)
 SPHINXOPTS ?=
 DOCS_BUILD ?= docs/en/_build
 

@@ -14,8 +14,7 @@ from .resize_fill import resize_fill_nearest_
 INTERPOLATIONS = ('nearest', 'bilinear')
 RESET_POLICIES = ('epoch', 'never')
 #: the CPU verdicts as 0-d bool tensors, made once (read-only: nothing writes into a verdict)
-HOST_VERDICTS = {False: torch.tensor(False), True: torch.tensor(True)}
-HOST_FALSE, HOST_TRUE = HOST_VERDICTS[False], HOST_VERDICTS[True]
+HOST_FALSE, HOST_TRUE = torch.tensor(False), torch.tensor(True)
 
 
 @BATCH_AUGMENTS.register_module()
@@ -144,17 +143,16 @@ class RecursiveMixBatchAugment:
             return
         x, y, ok = self._pending
         self._pending = None
-        if ok is None:  # nobody judged it (a bare call without the owner's verdict)
-            self._hist_x, self._hist_y = x, y
-            return
-        if ok is HOST_TRUE:  # judged finite on the host by this op: keep the batch itself
+        # nobody judged it (a bare call without the owner's verdict), or this op judged it
+        # finite on the host: keep the batch itself
+        if ok is None or ok is HOST_TRUE:
             self._hist_x, self._hist_y = x, y
             return
         prev_x, prev_y = self._hist_x, self._hist_y
         if x.is_cpu and ok.is_cpu:
             # on the host the verdict costs no sync: keep the batch itself instead of copying
             # it through torch.where (a whole-batch read and write, half the op at 224 px, #35)
-            if ok is HOST_FALSE or not bool(ok):
+            if not bool(ok):
                 if prev_x is None or prev_x.shape != x.shape or prev_y.shape != y.shape:
                     prev_x, prev_y = x.new_zeros(x.shape), y.new_full(y.shape, 1. / y.size(1))
                 x, y = prev_x, prev_y

@@ -14,6 +14,7 @@ import subprocess
 from typing import Callable, Dict, List, Sequence
 
 from .compare import REGIMES, comparison_runs, regime_options, train_command
+from .keys import parse_options
 from .ranking import ARMS
 from .records import read_json, write_json_atomic
 from .run import RESULT, tool_env
@@ -59,11 +60,9 @@ def run_probe(work_root: str, data_root: str, out: str,
               log: Callable[[str], None] = print) -> Dict:
     """Probe every model of :func:`probe_models`; write ``out`` (rows without local paths)."""
     from mmrm.analysis.history_boxes import RELATIVE_SIDES, probe_work_dir
-    data = [f'test_dataloader.dataset.data_root={data_root}']
+    opts = parse_options([f'test_dataloader.dataset.data_root={data_root}'])
     rows = []
     for m in probe_models(work_root, data_root, log=log):
-        from mmengine.config import DictAction
-        opts = {k: DictAction._parse_iterable(v) for k, _, v in (o.partition('=') for o in data)}
         row = dict(arm=m['arm'], regime=m['regime'], **probe_work_dir(m['work_dir'], opts))
         if row['seed'] != m['seed']:
             raise RuntimeError(f'{m["work_dir"]} was trained with seed {row["seed"]}, not '

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ['KEY_FIELDS', 'CHECKPOINT_KEYS', 'RunKey', 'config_digest', 'file_sha256',
-           'files_digest', 'normalise_options', 'config_inputs']
+           'files_digest', 'normalise_options', 'parse_options', 'config_inputs']
 
 #: the fields of a run's key, in the order a difference is reported
 KEY_FIELDS = ('config', 'cfg_options', 'data', 'checkpoints', 'seed')
@@ -143,9 +143,21 @@ def normalise_options(options: Sequence[str]) -> List[str]:
         if not sep:  # not a cfg-option (e.g. a flag of the tool): kept as it is
             last[str(item).strip()] = None
             continue
-        last.pop(key.strip(), None)
         last[key.strip()] = value.strip()
     return [k if v is None else f'{k}={v}' for k, v in sorted(last.items())]
+
+
+def parse_options(options: Sequence[str]) -> Dict:
+    """``--cfg-options`` strings as MMEngine's ``DictAction`` parses them (the dict a
+    config's ``merge_from_dict`` takes)."""
+    from mmengine.config import DictAction
+    out = {}
+    for item in options:
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise ValueError(f'cfg-option {item!r}: expected KEY=VALUE')
+        out[key] = DictAction._parse_iterable(value)
+    return out
 
 
 #: config keys whose string value names a checkpoint the run loads
@@ -181,9 +193,7 @@ def config_inputs(config: str, options: Sequence[str] = (),
     cfg = Config.fromfile(config)
     opts = [o for o in normalise_options(options) if '=' in o]
     if opts:
-        from mmengine.config import DictAction
-        cfg.merge_from_dict({k: DictAction._parse_iterable(v) for k, _, v in
-                             (o.partition('=') for o in opts)})
+        cfg.merge_from_dict(parse_options(opts))
     cfg = cfg.to_dict()
     base = cwd or os.getcwd()
     checkpoints = {}

@@ -11,6 +11,7 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from ..keys import parse_options
 from ..records import REPO_ROOT
 from .models import DOWNSTREAM_MODELS, LONG_METHODS
 
@@ -82,18 +83,6 @@ def check_choices(methods: Sequence[str], models: Sequence[str],
                              f'{", ".join(k for k in known if k not in SCRATCH_METHODS)})')
         if not osp.isfile(path):
             raise FileNotFoundError(f'--pretrained {m}={path}: no such checkpoint')
-
-
-def parse_options(options: Sequence[str]) -> Dict:
-    """``--cfg-options`` strings as MMEngine's ``DictAction`` parses them."""
-    from mmengine.config import DictAction
-    out = {}
-    for item in options:
-        key, sep, value = item.partition('=')
-        if not sep:
-            raise ValueError(f'cfg-option {item!r}: expected KEY=VALUE')
-        out[key] = DictAction._parse_iterable(value)
-    return out
 
 
 def _scaled(value, factor: int):

@@ -193,8 +193,7 @@ def load_checkpoint_file(path: str, map_location=None, lazy: bool = False) -> di
     size = os.path.getsize(path)
     if size == 0:
         raise CorruptCheckpointError(f'checkpoint {path}: the file is empty (0 bytes), not a '
-                                     'checkpoint; an interrupted save or copy? Save or copy it '
-                                     'again')
+                                     f'checkpoint; {_RESAVE}')
     with open(path, 'rb') as f:
         head = f.read(64)
     try:

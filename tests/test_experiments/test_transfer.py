@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.utils import REPO_ROOT, tool_env, write_fashion_mnist
+from tests.utils import REPO_ROOT, load_tool, tool_env, write_fashion_mnist
 
 pytest.importorskip('mmdet')
 pytest.importorskip('mmseg')
@@ -70,8 +70,35 @@ def chain(toy, **kw):
     return TransferChain(str(toy['root'] / 'work'), **args), lines
 
 
-@pytest.mark.timeout(900)
-def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monkeypatch):
+def _check_precise_bn_probe(toy, runs, tmp_path):
+    """The probe's 'as trained' scores are the chain's own val scores of the ``runs`` (same
+    checkpoint, same canvases); after precise BN the model's statistics are recomputed (scratch
+    runs: their backbones train their BatchNorms)."""
+    folders = {r['model']: next((toy['root'] / 'work' / r['model']).glob('scratch_seed0-*'))
+               for r in runs}
+    out = tmp_path / 'probe.json'
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / 'tools/analysis_tools/precise_bn.py'),
+                           *map(str, folders.values()), '--data-root', toy['canvas'],
+                           '--out', str(out)], env=tool_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r['model']: r for r in json.loads(out.read_text())['rows']}
+    for r in runs:
+        row = rows[r['model']]
+        assert row['before'] == r['val_scores'] and row['split'] == 'val'
+        assert set(row['after']) == set(r['scores']) and row['bn_layers'] > 0
+        assert row['num_samples'] == 4  # one pass over the 4 train canvases
+        assert f'| {row["name"]} | {next(iter(row["before"]))} |' in proc.stdout
+    bad = subprocess.run([sys.executable, str(REPO_ROOT / 'tools/analysis_tools/precise_bn.py'),
+                          str(tmp_path)], env=tool_env(), capture_output=True, text=True)
+    assert bad.returncode != 0 and 'no result.json' in bad.stderr
+
+
+@pytest.mark.timeout(1200)
+def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monkeypatch,
+                                                                        tmp_path):
+    """RM into every model; then scratch (ATSS, PSPNet) beside it, a rerun that runs nothing,
+    the report of what is on disk, and the precise-BN probe on the two scratch runs (one chain
+    for all: its ~25 tool processes are most of the test's time)."""
     c, lines = chain(toy, methods=['rm'])
     out = c.run()
     work = toy['root'] / 'work'
@@ -105,9 +132,9 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     assert any('eta:' in x for x in lines)  # the runs' own progress lines are echoed
 
     # scratch: no checkpoint, nothing frozen, the runs of rm found on disk
-    c, lines = chain(toy, methods=['scratch', 'rm'], models=['atss'])
+    c, lines = chain(toy, methods=['scratch', 'rm'], models=['atss', 'pspnet'])
     out = c.run()
-    scratch = [r for r in out['runs'] if r['method'] == 'scratch'][0]
+    scratch = [r for r in out['runs'] if r['method'] == 'scratch' and r['model'] == 'atss'][0]
     assert scratch['backbone'] is None and math.isfinite(scratch['scores']['box AP'])
     log = next((work / 'atss').glob('scratch_seed0-*/attempt-1.log')).read_text()
     assert 'model.backbone.init_cfg.type=Kaiming' in log and \
@@ -119,7 +146,7 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     def no_subprocess(*a, **k):
         raise AssertionError('a finished step was run again')
     monkeypatch.setattr(Run, 'execute', no_subprocess)
-    again, _ = chain(toy, methods=['scratch', 'rm'], models=['atss'])
+    again, _ = chain(toy, methods=['scratch', 'rm'], models=['atss', 'pspnet'])
     assert again.run()['summary'] == out['summary']
 
     # --report tabulates what is on disk, runs nothing and names what is missing
@@ -131,6 +158,11 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     assert len(missing) == 1 and 'gfl scratch seed 0' in missing[0] and \
         'atss rm pre 0 seed 1' in missing[0] and 'atss rm pre 0 seed 0' not in missing[0]
     assert '| scratch | ' in (work / 'results.md').read_text()
+
+    # the precise-BN probe rescores the two scratch runs as the chain scored them
+    scratch = [r for r in out['runs'] if r['method'] == 'scratch']
+    assert sorted(r['model'] for r in scratch) == ['atss', 'pspnet']
+    _check_precise_bn_probe(toy, scratch, tmp_path)
 
 
 def test_each_downstream_backbone_equals_the_pretrained_weights(tmp_path):
@@ -180,7 +212,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_with_the_key_report(toy, tmp_
     assert "shape mismatch 95 [('layer1.0.conv1.weight', (8, 16, 3, 3), (16, 16, 3, 3))" in str(err.value)
 
 
-def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch):
+def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch, capsys):
     with pytest.raises(ValueError, match=r"unknown pretraining method 'rn'; allowed: "
                                          r'scratch, scratch-long, baseline, .*rm'):
         chain(toy, methods=['rn'])
@@ -212,16 +244,17 @@ def test_bad_input_gets_clear_messages(toy, tmp_path, monkeypatch):
                           text=True, env=env)
     assert proc.returncode == 2 and "unknown pretraining method 'rn'; allowed: scratch, " \
         'scratch-long, baseline' in proc.stderr
-    proc = subprocess.run([sys.executable, TOOL, '--models', 'yolo'], capture_output=True,
-                          text=True, env=env)
-    assert proc.returncode == 2 and 'allowed: atss, gfl, mask-rcnn, htc, pspnet, upernet' in \
-        proc.stderr
-    for argv, said in ((['--pairing', 'zip'], "argument --pairing: invalid choice: 'zip'"),
+    # the other usage errors through the tool's own parser, in this process (exit 2, stderr)
+    tool = load_tool('tools/downstream.py')
+    for argv, said in ((['--models', 'yolo'], 'allowed: atss, gfl, mask-rcnn, htc, pspnet, '
+                        'upernet'),
+                       (['--pairing', 'zip'], "argument --pairing: invalid choice: 'zip'"),
                        (['--split', 'val', '--export', str(tmp_path / 'r')],
                         'the published records (--export / --report DIR) make the test table')):
-        proc = subprocess.run([sys.executable, TOOL, *argv], capture_output=True, text=True,
-                              env=env)
-        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        with pytest.raises(SystemExit) as exit_:
+            tool.parse_args(argv)
+        stderr = capsys.readouterr().err
+        assert exit_.value.code == 2 and said in stderr, stderr
 
 
 def test_summary_and_table_are_the_mean_and_sample_std_over_seeds():
@@ -610,28 +643,3 @@ def test_precise_bn_sets_the_statistics_to_the_mean_of_the_batch_statistics():
     assert net.bn.momentum == 0.3 and net.modes == ['loss'] * 3
     assert torch.equal(net.frozen.running_mean, frozen[0]) and \
         torch.equal(net.frozen.running_var, frozen[1])
-
-
-@pytest.mark.timeout(900)
-def test_precise_bn_probe_rescores_a_finished_run_as_the_chain_did(toy, tmp_path):
-    """The probe's 'as trained' scores are the chain's own val scores of the run (same
-    checkpoint, same canvases); after precise BN the model's statistics are recomputed."""
-    c, _ = chain(toy, methods=['scratch'], models=['pspnet', 'atss'])
-    runs = c.run()['runs']
-    folders = {r['model']: next((toy['root'] / 'work' / r['model']).glob('scratch_seed0-*'))
-               for r in runs}
-    out = tmp_path / 'probe.json'
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / 'tools/analysis_tools/precise_bn.py'),
-                           *map(str, folders.values()), '--data-root', toy['canvas'],
-                           '--out', str(out)], env=tool_env(), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {r['model']: r for r in json.loads(out.read_text())['rows']}
-    for r in runs:
-        row = rows[r['model']]
-        assert row['before'] == r['val_scores'] and row['split'] == 'val'
-        assert set(row['after']) == set(r['scores']) and row['bn_layers'] > 0
-        assert row['num_samples'] == 4  # one pass over the 4 train canvases
-        assert f'| {row["name"]} | {next(iter(row["before"]))} |' in proc.stdout
-    bad = subprocess.run([sys.executable, str(REPO_ROOT / 'tools/analysis_tools/precise_bn.py'),
-                          str(tmp_path)], env=tool_env(), capture_output=True, text=True)
-    assert bad.returncode != 0 and 'no result.json' in bad.stderr

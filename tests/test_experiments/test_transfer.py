@@ -160,9 +160,9 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     assert '| scratch | ' in (work / 'results.md').read_text()
 
     # the precise-BN probe rescores the two scratch runs as the chain scored them
-    scratch = [r for r in out['runs'] if r['method'] == 'scratch']
-    assert sorted(r['model'] for r in scratch) == ['atss', 'pspnet']
-    _check_precise_bn_probe(toy, scratch, tmp_path)
+    scratch_runs = [r for r in out['runs'] if r['method'] == 'scratch']
+    assert sorted(r['model'] for r in scratch_runs) == ['atss', 'pspnet']
+    _check_precise_bn_probe(toy, scratch_runs, tmp_path)
 
 
 def test_each_downstream_backbone_equals_the_pretrained_weights(tmp_path):

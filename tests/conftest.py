@@ -4,9 +4,11 @@
   ``from tests.utils import ...`` work from a checkout without installing;
 * fixtures: ``tiny_image_folder`` (a session-wide synthetic ImageNet-style folder, see
   :func:`tests.utils.make_image_folder`), ``tiny_rm`` (a tiny RM config and data, see
-  :func:`tests.utils.make_tiny_rm_setup`), ``one_thread`` and ``free_port``;
+  :func:`tests.utils.make_tiny_rm_setup`) and ``free_port``;
+* one intra-op torch thread a process (see :func:`_one_intra_op_thread`);
 * memoises, per test process, the two lookups of MMEngine's ``Config.fromfile`` that depend
-  only on the installed packages (see :func:`_memoise_package_config_lookups`).
+  only on the installed packages (see :func:`_memoise_package_config_lookups`) and yapf's
+  formatting of a config text (:func:`_memoise_config_formatting`).
 
 Tests mirror the package: ``tests/test_models`` for ``mmrm/models``, ``tests/test_engine``,
 ``tests/test_analysis``, ``tests/test_experiments``, ``tests/test_visualization``,
@@ -15,6 +17,7 @@ tools and the configs.
 """
 import importlib.machinery
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -43,6 +46,21 @@ def _bind_local_tests_package():
 
 
 _bind_local_tests_package()
+
+
+def _one_intra_op_thread():
+    """One intra-op thread in every test process and the tools it starts (unless
+    ``OMP_NUM_THREADS`` says otherwise): the suite runs on two xdist workers over two cores,
+    where two OpenMP threads a process spin-wait on each other and tiny models run 1.6x
+    (detection configs) to ~20x (deep CIFAR nets) slower. Tests that measure threads pass
+    their own count."""
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    os.environ.setdefault('MKL_NUM_THREADS', '1')
+    import torch
+    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
+
+
+_one_intra_op_thread()
 
 
 def _memoise_package_config_lookups():
@@ -85,6 +103,29 @@ def _memoise_package_config_lookups():
 
 _memoise_package_config_lookups()
 
+
+def _memoise_config_formatting():
+    """``Config.pretty_text`` runs yapf over the whole config (~0.3 s for a classification
+    config on this CPU), and a Runner asks for it three or four times (the dumped config, the
+    logged one, the visualizer's copy): about a third of an in-process smoke run. The text is
+    a function of the config's unformatted text and the style, so each test process formats a
+    text once; every caller gets yapf's own output, and a text yapf cannot format still raises
+    in MMEngine's ``except``."""
+    from mmengine.config import config as config_module
+    format_code = config_module.FormatCode
+    formatted = {}
+
+    def memo_format_code(text, style_config=None, **kwargs):
+        key = (text, repr(style_config), repr(sorted(kwargs.items())))
+        if key not in formatted:
+            formatted[key] = format_code(text, style_config=style_config, **kwargs)
+        return formatted[key]
+
+    config_module.FormatCode = memo_format_code
+
+
+_memoise_config_formatting()
+
 from tests.utils import find_free_port, make_image_folder, make_tiny_rm_setup  # noqa: E402
 
 
@@ -118,15 +159,3 @@ def mmpretrain_default_scope():
 def tiny_rm(tmp_path_factory):
     """``dict(root, data, cfg, rm_path)`` of :func:`tests.utils.make_tiny_rm_setup` (read-only)."""
     return make_tiny_rm_setup(tmp_path_factory.mktemp('tiny_rm'))
-
-
-@pytest.fixture(scope='module')
-def one_thread():
-    """One intra-op torch thread for a module's tests (``pytestmark =
-    pytest.mark.usefixtures('one_thread')``): the machine is shared, and small runs are faster
-    and steadier on one thread."""
-    import torch
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)

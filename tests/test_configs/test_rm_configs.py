@@ -38,7 +38,7 @@ import numpy as np
 import pytest
 
 from tests.utils import (REPO_ROOT, find_free_port, make_image_folder, newcomer_env,
-                         tool_env, write_fashion_mnist)
+                         write_fashion_mnist)
 
 CONFIG_DIR = REPO_ROOT / 'configs' / 'rm'
 CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*.py'))
@@ -139,17 +139,6 @@ def data_roots(tmp_path_factory):
         # 2 training images a class: the val carve (FashionMNISTSplit) keeps one of each
         'FashionMNISTSplit': write_fashion_mnist(base / 'fashion_mnist', n_train=20),
     }
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core CI machine two threads per process, with
-    other processes running, spin-wait and make the heavy CIFAR nets ~20x slower."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module', autouse=True)

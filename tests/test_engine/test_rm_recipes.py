@@ -131,12 +131,13 @@ def test_switch_recipe_hook_turns_rm_off_and_on_and_a_resume_keeps_the_switched_
     assert all(s['rm_on'] and s['alpha'] == 0.3 for s in resumed[4])
 
 
-@pytest.mark.parametrize('augments,match', [
-    (dict(augments=dict(type='CutMix', alpha=1.0)), r"got \['CutMix'\]"),
-    (dict(augments=dict(type='RecursiveMixBatchAugment'), probs=0.5), 'no probs'),
-    (dict(augments=dict(type='RecursiveMixBatchAugment', alpha=2.0)), r'alpha must be'),
+@pytest.mark.parametrize('augments,match,cli', [
+    (dict(augments=dict(type='CutMix', alpha=1.0)), r"got \['CutMix'\]", True),
+    (dict(augments=dict(type='RecursiveMixBatchAugment'), probs=0.5), 'no probs', False),
+    (dict(augments=dict(type='RecursiveMixBatchAugment', alpha=2.0)), r'alpha must be', False),
 ])
-def test_a_switch_rm_cannot_run_is_refused_at_config_time(tmp_path, augments, match):
+def test_a_switch_rm_cannot_run_is_refused_at_config_time(tmp_path, monkeypatch, augments,
+                                                          match, cli):
     data = make_image_folder(tmp_path / 'data', num_classes=2, images_per_class=2, size=32)
     cfg = rm_config(data, tmp_path / 'work', max_iters=2, val=False)
     cfg['custom_hooks'] = [dict(type='SwitchRecipeHook', schedule=[
@@ -149,12 +150,21 @@ def test_a_switch_rm_cannot_run_is_refused_at_config_time(tmp_path, augments, ma
                                  data_preprocessor=dict(cfg['model']['data_preprocessor'],
                                                         type='ClsDataPreprocessor')))
     check_rm_recipe(Config(plain))  # other models: MMPretrain's business
-    # tools/train.py refuses it before the Runner is built
+    # tools/train.py refuses it before the Runner is built: its main() in this process for
+    # each reason, the command line once (a tool process costs ~10 s of imports)
     path = write_config(cfg, tmp_path / 'bad.py')
-    proc = subprocess.run([sys.executable, 'tools/train.py', path], cwd=REPO_ROOT,
-                          env=tool_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    assert 'schedule[1].batch_augments (action_epoch=5)' in proc.stderr
+    tool = load_tool('tools/train.py')
+
+    def no_runner(cfg):
+        raise AssertionError('a Runner was built for a refused recipe')
+    monkeypatch.setattr(tool, 'build_runner', no_runner)
+    with pytest.raises(ValueError, match=name + '.*' + match):
+        tool.main([path])
+    if cli:
+        proc = subprocess.run([sys.executable, 'tools/train.py', path], cwd=REPO_ROOT,
+                              env=tool_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0
+        assert 'schedule[1].batch_augments (action_epoch=5)' in proc.stderr
     assert not (tmp_path / 'work').exists() or not list((tmp_path / 'work').rglob('*.pth'))
 
 

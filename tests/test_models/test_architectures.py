@@ -248,7 +248,7 @@ def batch(side: int, n: int = 2, seed: int = 0) -> dict:
 
 
 @pytest.fixture(autouse=True)
-def quiet(one_thread):
+def quiet():
     MessageHub.get_current_instance().runtime_info.pop('epoch', None)
 
 

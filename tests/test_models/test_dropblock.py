@@ -11,8 +11,6 @@ from mmpretrain.registry import MODELS
 
 from mmrm.models import DropBlock
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 @pytest.fixture(autouse=True)
 def no_runtime_info():

@@ -12,7 +12,6 @@ from mmpretrain.structures import DataSample
 from mmrm.models import FeatureCutMix, FeatureMixClassifier, ManifoldMixup, MoEx
 
 NUM_CLASSES = 3
-pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def onehot(labels):

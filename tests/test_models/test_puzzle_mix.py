@@ -13,8 +13,6 @@ from mmpretrain.structures import DataSample
 from mmrm.models import PuzzleMix, PuzzleMixClassifier
 from mmrm.models.batch_augments.puzzle_mix import mask_transport, transport_blocks
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 def onehot(labels, k=3):
     return F.one_hot(torch.as_tensor(labels), k).float()

@@ -9,7 +9,6 @@ from mmrm.models import StyleCutMix
 from mmrm.models.batch_augments.adain import AdaINStyleTransfer, adain
 
 DIST = [[0.0, 0.5, 3.0], [0.5, 0.0, 1.0], [3.0, 1.0, 0.0]]
-pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def onehot(labels):

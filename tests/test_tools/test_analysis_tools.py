@@ -32,8 +32,6 @@ from mmrm.utils import load_config
 from tests.utils import (REPO_ROOT, TINY_RM_LAST_CHANNELS, TINY_RM_NUM_CLASSES, load_tool,
                          tool_env, write_config, write_fashion_mnist)
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 def test_cuda_sync_check_refuses_without_cuda(tiny_rm, capsys):
     if torch.cuda.is_available():

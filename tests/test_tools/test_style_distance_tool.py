@@ -7,8 +7,6 @@ import torch.nn.functional as F
 
 from tests.utils import load_tool, tiny_cls_config, write_config
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 def test_style_distance_matrix(tiny_image_folder, tmp_path):
     from mmrm.models.batch_augments.adain import AdaINStyleTransfer

@@ -7,8 +7,6 @@ from mmrm.analysis.variants import build_model
 from mmrm.utils import load_config, model_config
 from mmrm.visualization.cam import class_activation_maps
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 def test_cam_equals_fc_weights_times_feature_map(tiny_rm):
     cfg = load_config(tiny_rm['rm_path'])

@@ -124,7 +124,8 @@ def choose_second_regime(records_by_regime: Dict[str, Sequence[Dict]]) -> Tuple[
     from .compare_report import selection_gain
     for regime in SECOND_ARM_CANDIDATES:
         sel = selection_gain(records_by_regime.get(regime, ()))
-        if sel is None or min(len(v) for v in sel['values'].values()) < 3:
+        # the rule reads baseline and CutMix only: other methods' seeds do not count
+        if sel is None or min(len(sel['values'][m]) for m in ('baseline', 'cutmix')) < 3:
             return None, regime
         if sel['gain'] is not None and sel['gain'] >= SELECTION_GAIN:
             return regime, None

@@ -38,6 +38,9 @@ def test_the_second_arm_takes_the_first_candidate_that_meets_the_rule():
     # baseline err 20 +- 1; CutMix 17.5: 2.5 stds ahead -> scarce-100
     good = records('scarce-100', (80., 81., 79.), (82.5, 82.5, 82.5))
     assert choose_second_regime({'scarce-100': good}) == ('scarce-100', None)
+    # the arm's other methods, started on fewer seeds, do not undo the choice
+    started = good + [_selection_record('scarce-100', 'mixup', 0, 85.)]
+    assert choose_second_regime({'scarce-100': started}) == ('scarce-100', None)
     # 1.5 stds: not enough -> scarce-500's selection is missing, then judged
     weak = records('scarce-100', (80., 81., 79.), (81.5, 81.5, 81.5))
     assert choose_second_regime({'scarce-100': weak}) == (None, 'scarce-500')

@@ -231,8 +231,9 @@ def tool_env(extra_pythonpath: Sequence[Union[str, Path]] = (), **env) -> dict:
 
     The current interpreter's directory goes first on ``PATH`` (so the shell scripts'
     ``python`` is the venv python), the repository root and ``extra_pythonpath`` go on
-    ``PYTHONPATH``, CUDA is hidden, and thread counts are kept at 1 so two ranks share two
-    cores politely. Keyword arguments override variables.
+    ``PYTHONPATH`` and CUDA is hidden; the thread counts of 1 come from the test process's
+    environment (``tests/conftest.py``), so two ranks share two cores politely. Keyword
+    arguments override variables.
     """
     e = dict(os.environ)
     e['PATH'] = osp.dirname(sys.executable) + os.pathsep + e.get('PATH', '')
@@ -241,8 +242,6 @@ def tool_env(extra_pythonpath: Sequence[Union[str, Path]] = (), **env) -> dict:
         paths.append(e['PYTHONPATH'])
     e['PYTHONPATH'] = os.pathsep.join(paths)
     e['CUDA_VISIBLE_DEVICES'] = ''
-    e.setdefault('OMP_NUM_THREADS', '1')
-    e.setdefault('MKL_NUM_THREADS', '1')
     e.update({k: str(v) for k, v in env.items()})
     return e
 

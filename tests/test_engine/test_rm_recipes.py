@@ -155,7 +155,7 @@ def test_a_switch_rm_cannot_run_is_refused_at_config_time(tmp_path, monkeypatch,
     path = write_config(cfg, tmp_path / 'bad.py')
     tool = load_tool('tools/train.py')
 
-    def no_runner(cfg):
+    def no_runner(_):
         raise AssertionError('a Runner was built for a refused recipe')
     monkeypatch.setattr(tool, 'build_runner', no_runner)
     with pytest.raises(ValueError, match=name + '.*' + match):

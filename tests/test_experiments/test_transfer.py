@@ -27,8 +27,9 @@ from mmrm.experiments.transfer import (DOWNSTREAM_MODELS, SCRATCH_METHODS,  # no
                                        SCRATCH_OPTIONS, TransferChain, parse_options,
                                     markdown_table,
                                     pretrain_configs, report_records, summarize)
-from mmrm.experiments.transfer import (OBJECT_CLASSES, derived_metrics,  # noqa: E402
-                                           object_miou, paired_difference)
+from mmrm.experiments.transfer import (OBJECT_CLASSES, canvas_data_options,  # noqa: E402
+                                       derived_metrics, model_scores, object_miou,
+                                       paired_difference)
 from mmrm.datasets import CanvasOptions, FashionMNISTMissing, write_canvas_dataset  # noqa: E402
 from mmrm.utils.stack import StackMissing  # noqa: E402
 
@@ -93,6 +94,26 @@ def _check_precise_bn_probe(toy, runs, tmp_path):
     assert bad.returncode != 0 and 'no result.json' in bad.stderr
 
 
+def _check_scores_equal_test_tool(toy, out, model_name, tmp_path):
+    """``tools/test.py`` on the config the run trained with and its last checkpoint, on the
+    test canvases, scores what the chain's scorer scored."""
+    run = next(r for r in out['runs'] if r['model'] == model_name)
+    model = DOWNSTREAM_MODELS[model_name]
+    folder = next((toy['root'] / 'work' / model_name).glob(f'{run["method"]}_*seed0-*'))
+    metrics = tmp_path / 'test_tool.json'
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / 'tools/test.py'),
+                           str(folder / osp.basename(model.config)),
+                           (folder / 'last_checkpoint').read_text().strip(), '--work-dir',
+                           str(tmp_path / 'test_tool'), '--out', str(metrics), '--out-item',
+                           'metrics', '--cfg-options',
+                           *canvas_data_options(model, toy['canvas'], 'test')],
+                          env=tool_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    raw = derived_metrics(json.loads(metrics.read_text()))
+    assert model_scores(model, raw, model_name, 'test') == run['scores']
+    assert {k: raw[k] for k in run['metrics']} == run['metrics']
+
+
 @pytest.mark.timeout(1200)
 def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monkeypatch,
                                                                         tmp_path):
@@ -100,7 +121,7 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     the report of what is on disk, and the precise-BN probe on the two scratch runs (one chain
     for all: its ~25 tool processes are most of the test's time)."""
     c, lines = chain(toy, methods=['rm'])
-    out = c.run()
+    out = out_rm = c.run()
     work = toy['root'] / 'work'
     rec = out['pretrain']['rm_seed0']
     folder = Path(rec['backbone']).parent  # the run's own folder holds its own backbone
@@ -158,6 +179,9 @@ def test_the_chain_pretrains_converts_finetunes_and_scores_every_model(toy, monk
     assert len(missing) == 1 and 'gfl scratch seed 0' in missing[0] and \
         'atss rm pre 0 seed 1' in missing[0] and 'atss rm pre 0 seed 0' not in missing[0]
     assert '| scratch | ' in (work / 'results.md').read_text()
+
+    # the one-process scorer gives what tools/test.py gives on the test canvases
+    _check_scores_equal_test_tool(toy, out_rm, 'mask-rcnn', tmp_path)
 
     # the precise-BN probe rescores the two scratch runs as the chain scored them
     scratch_runs = [r for r in out['runs'] if r['method'] == 'scratch']
@@ -463,17 +487,19 @@ def _fake_tools(monkeypatch):
             (wd / 'best_accuracy_top1_epoch_1.pth').write_bytes(b'x')
         elif tool == 'train.py':
             (wd / 'last_checkpoint').write_text(str(wd / 'epoch_1.pth'))
-        else:
-            out = cmd[cmd.index('--out') + 1]
-            h = int(hashlib.sha256(f'{self.run.name} {out[-9:]}'.encode()).hexdigest(), 16)
-            score = 0.2 + (h % 1000) / 10000 + (0.05 if ' rm ' in self.run.name else 0)
-            if 'pspnet' in self.run.name:
-                metrics = {'mIoU': 100 * score, 'aAcc': 90., 'IoU.background': 95.}
-                metrics.update({f'IoU.{c}': 100 * score + i for i, c in
-                                enumerate(OBJECT_CLASSES)})
-            else:
-                metrics = {'coco/bbox_mAP': score}
-            Path(out).write_text(json.dumps(metrics))
+        else:  # the scorer: both splits
+            metrics = {}
+            for split in ('test', 'val'):
+                h = int(hashlib.sha256(f'{self.run.name} {split}'.encode()).hexdigest(), 16)
+                score = 0.2 + (h % 1000) / 10000 + (0.05 if ' rm ' in self.run.name else 0)
+                if 'pspnet' in self.run.name:
+                    metrics[split] = {'mIoU': 100 * score, 'aAcc': 90., 'IoU.background': 95.}
+                    metrics[split].update({f'IoU.{c}': 100 * score + i for i, c in
+                                           enumerate(OBJECT_CLASSES)})
+                else:
+                    metrics[split] = {'coco/bbox_mAP': score}
+            Path(cmd[cmd.index('--out') + 1]).write_text(json.dumps(dict(metrics=metrics,
+                                                                         empty=[])))
     monkeypatch.setattr(RunContext, 'call', fake_call)
     monkeypatch.setattr(pretrain, 'best_metric', lambda wd, key: 91.234)
     monkeypatch.setattr(TransferChain, 'check_keys', lambda self, m, b: None)
@@ -525,6 +551,26 @@ def test_exported_records_regenerate_the_table_bit_for_bit(toy, tmp_path, monkey
     assert proc.returncode != 0 and victim.name in proc.stderr and 'truncated' in proc.stderr
 
 
+def test_the_scorer_watches_for_the_message_of_cocometric_with_no_detection():
+    """The scorer reads "no detection kept" from the line mmdet's CocoMetric logs (its source
+    holds that text) through the run's MMLogger."""
+    import inspect
+
+    from mmdet.evaluation.metrics import coco_metric
+    from mmengine.logging import MMLogger
+
+    from mmrm.experiments.transfer.score import COCO_EMPTY, _MessageSeen
+    assert COCO_EMPTY in inspect.getsource(coco_metric)
+    logger = MMLogger.get_instance('scorer_watch_test')
+    watch = _MessageSeen(COCO_EMPTY)
+    logger.addHandler(watch)
+    logger.info('coco/bbox_mAP: 0.0')
+    assert not watch.seen
+    logger.error(COCO_EMPTY + '.')
+    assert watch.seen
+    logger.removeHandler(watch)
+
+
 @pytest.mark.parametrize('empty_logged', [True, False])
 def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, monkeypatch,
                                                                       empty_logged):
@@ -532,14 +578,12 @@ def test_no_detection_kept_scores_ap_zero_and_a_missing_metric_fails(tmp_path, m
     but a missing metric without that log line is a broken run."""
     def fake_call(self, cmd, cwd=None):
         wd = self.folder
-        if not cmd[1].endswith('test.py'):
+        if 'mmrm.experiments.transfer.score' not in cmd:
             (Path(wd) / 'last_checkpoint').write_text(osp.join(wd, 'epoch_1.pth'))
             return
-        Path(cmd[cmd.index('--out') + 1]).write_text('{}')
-        with open(self.log, 'a') as f:
-            f.write('mmengine - ERROR - coco_metric.py - compute_metrics - 465 - The testing '
-                    'results of the whole dataset is empty.\n' if empty_logged else
-                    'mmengine - INFO - done\n')
+        assert cmd.index('--test-options') < cmd.index('--val-options')  # one process, both
+        Path(cmd[cmd.index('--out') + 1]).write_text(json.dumps(dict(
+            metrics=dict(test={}, val={}), empty=['test', 'val'] if empty_logged else [])))
     monkeypatch.setattr(RunContext, 'call', fake_call)
     lines = []
     c = TransferChain(str(tmp_path), methods=['scratch'], models=['mask-rcnn'], seeds=[0],

@@ -4,6 +4,7 @@
 - :mod:`.plan`: which runs the chain makes (methods, seeds, pairing, scratch options);
 - :mod:`.pretrain`: pretrain or take a checkpoint, convert it, check its keys;
 - :mod:`.finetune`: fine-tune a model and score it on the test and val canvases;
+- :mod:`.score`: the scoring of one checkpoint on several splits with one Runner;
 - :mod:`.records`: the published records and the table regenerated from them;
 - :mod:`.report`: the statistics and the Markdown table;
 - :mod:`.chain`: :class:`TransferChain`, which runs the stages.

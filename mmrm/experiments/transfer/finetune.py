@@ -1,6 +1,6 @@
 """The fine-tuning stage of the chain: one run fine-tunes a downstream model (resuming an
-interrupted attempt) with ``tools/train.py`` and scores it with ``tools/test.py`` on the
-**test** canvases (the table's scores) and the **val** canvases (kept for choices).
+interrupted attempt) with ``tools/train.py`` and scores it on the **test** canvases (the
+table's scores) and the **val** canvases (kept for choices) in one :mod:`.score` process.
 
 ``CocoMetric`` (bbox AP, mask AP) scores the detectors, ``ClassIoUMetric`` (mIoU over the 10
 object classes and over all 11) the segmentors.
@@ -26,19 +26,6 @@ __all__ = ['model_scores', 'no_detection_metrics', 'canvas_data_options', 'evalu
 
 def tool(name: str) -> str:
     return osp.join(REPO_ROOT, 'tools', name)
-
-
-def _coco_results_empty(log_file: str, offset: int = 0) -> bool:
-    """Whether mmdet's CocoMetric logged, after byte ``offset`` of the log, that no detection
-    was kept on the whole set."""
-    with open(log_file, 'rb') as f:
-        f.seek(offset)
-        text = f.read().decode(errors='replace')
-    return 'The testing results of the whole dataset is empty' in text
-
-
-def _log_size(log_file: str) -> int:
-    return osp.getsize(log_file) if osp.isfile(log_file) else 0
 
 
 def model_scores(model: DownstreamModel, metrics: Dict, tag: str, split: str) -> Dict:
@@ -85,24 +72,27 @@ def canvas_data_options(model: DownstreamModel, root: str, phase: str) -> List[s
 
 
 def evaluate_checkpoint(ctx: RunContext, python: str, model: DownstreamModel, tag: str,
-                        ckpt: str, split: str, options: List[str],
-                        data: List[str]) -> Tuple[Dict, Dict, List]:
-    """``tools/test.py`` on the ``split`` canvases: ``(scores, metrics, notes)``."""
-    wd = ctx.folder
-    metrics_path = osp.join(wd, f'metrics_{split}.json')
-    offset = _log_size(ctx.log)
-    ctx.call([python, tool('test.py'), model.config, ckpt, '--work-dir', wd, '--out',
-              metrics_path, '--out-item', 'metrics', '--cfg-options', *options, *data])
-    with open(metrics_path) as f:
-        raw = json.load(f)
-    notes = []
-    if not raw and model.task == 'det' and _coco_results_empty(ctx.log, offset):
-        # CocoMetric returns no metric at all when the model kept no detection (all scores
-        # under test_cfg's threshold): that is an AP of 0, not a broken run
-        notes.append(f'{tag}: no detection kept on the whole {split} set; AP 0')
-        raw = no_detection_metrics(model)
-    raw = derived_metrics(raw)
-    return model_scores(model, raw, tag, split), raw, notes
+                        ckpt: str, options: List[str],
+                        data: Dict[str, List[str]]) -> Dict[str, Tuple[Dict, Dict, List]]:
+    """``ckpt`` scored on each split of ``data`` (split: its :func:`canvas_data_options`) by
+    one :mod:`.score` process: ``{split: (scores, metrics, notes)}``."""
+    out = osp.join(ctx.folder, 'metrics.json')
+    ctx.call([python, '-m', 'mmrm.experiments.transfer.score', model.config, ckpt,
+              '--work-dir', ctx.folder, '--out', out, '--cfg-options', *options] +
+             [arg for split, opts in data.items() for arg in (f'--{split}-options', *opts)])
+    with open(out) as f:
+        result = json.load(f)
+    scored = {}
+    for split in data:
+        raw, notes = result['metrics'][split], []
+        if not raw and model.task == 'det' and split in result['empty']:
+            # CocoMetric returns no metric at all when the model kept no detection (all scores
+            # under test_cfg's threshold): that is an AP of 0, not a broken run
+            notes.append(f'{tag}: no detection kept on the whole {split} set; AP 0')
+            raw = no_detection_metrics(model)
+        raw = derived_metrics(raw)
+        scored[split] = model_scores(model, raw, tag, split), raw, notes
+    return scored
 
 
 def finetune_body(ctx: RunContext, python: str, model_name: str, method: str, seed: int,
@@ -124,12 +114,11 @@ def finetune_body(ctx: RunContext, python: str, model_name: str, method: str, se
         ckpt = f.read().strip()
     tag = f'{model_name} {method}' + ('' if pretrain_seed is None else f' pre {pretrain_seed}') \
         + f' seed {seed}'
-    start = time.time()
-    scores, raw, notes = evaluate_checkpoint(ctx, python, model, tag, ckpt, 'test', options,
-                                             test_data)
+    start = time.time()  # test_s: the scoring of both splits (one process)
+    scored = evaluate_checkpoint(ctx, python, model, tag, ckpt, options,
+                                 dict(test=test_data, val=val_data))
     test_s = time.time() - start
-    val_scores, val_raw, val_notes = evaluate_checkpoint(ctx, python, model, tag, ckpt, 'val',
-                                                         options, val_data)
+    (scores, raw, notes), (val_scores, val_raw, val_notes) = scored['test'], scored['val']
     return dict(model=model_name, method=method, seed=seed, pretrain_seed=pretrain_seed,
                 split='test', scores=scores, metrics=raw, val_scores=val_scores,
                 val_metrics=val_raw, backbone=backbone, train_s=round(train_s, 1),

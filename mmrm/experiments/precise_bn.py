@@ -73,7 +73,8 @@ def precise_bn_scores(run_dir: str, data_root: str, split: str = 'val',
         record = json.load(f)
     res = record['result']
     model = DOWNSTREAM_MODELS[res['model']]
-    config = osp.join(run_dir, osp.basename(model.config))  # dumped by tools/train.py
+    # the config as the run's last Runner dumped it (the scorer's: training's and test's options)
+    config = osp.join(run_dir, osp.basename(model.config))
     if not osp.isfile(config):
         raise FileNotFoundError(f'{run_dir}: no {osp.basename(model.config)} (the config the '
                                 'run trained with)')

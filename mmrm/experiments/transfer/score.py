@@ -8,13 +8,14 @@ canvases for the table and on the val canvases for choices).
 writes ``{"metrics": {"test": {...}, "val": {...}}, "empty": [split, ...]}``: each split's
 evaluator metrics, as ``tools/test.py --out-item metrics`` dumps them, and the splits on
 which mmdet's ``CocoMetric`` logged that the whole set's results were empty (it returns no
-metric at all then). The config is prepared as ``tools/test.py`` prepares it (``load_from``
-the checkpoint, no pinned memory without CUDA, ``--cfg-options`` merged last); a split's
-options are merged on top and only its test dataloader and evaluator are taken.
+metric at all then). The config is prepared as ``tools/test.py`` prepares a detection or
+segmentation config (``load_from`` the checkpoint, no pinned memory without CUDA,
+``--cfg-options`` merged last); a split's options are merged on top and only its test
+dataloader and evaluator are taken. With several splits no loader keeps its worker processes
+(``persistent_workers=False``: a finished split's workers would idle beside the next's).
 """
 import argparse
 import copy
-import json
 import logging
 from typing import Dict, List
 
@@ -25,7 +26,8 @@ COCO_EMPTY = 'The testing results of the whole dataset is empty'
 
 
 class _MessageSeen(logging.Handler):
-    """Whether a log record whose message contains ``text`` was emitted since ``reset``."""
+    """Whether a log record whose message contains ``text`` was emitted since ``seen`` was
+    last set to False."""
 
     def __init__(self, text: str):
         super().__init__(logging.DEBUG)
@@ -41,7 +43,7 @@ def score_splits(config: str, checkpoint: str, work_dir: str, options: Dict,
     """``{"metrics": {split: metrics}, "empty": [split, ...]}`` of ``checkpoint`` on each split
     of ``split_options`` (in its order), with one Runner; see the module docstring."""
     import torch
-    from mmengine.registry import RUNNERS
+    from mmengine.registry import LOOPS, RUNNERS
     from mmengine.runner import Runner, TestLoop
 
     from mmrm.utils.stack import load_config_checked
@@ -56,6 +58,8 @@ def score_splits(config: str, checkpoint: str, work_dir: str, options: Dict,
     for split, opts in split_options.items():
         split_cfg = copy.deepcopy(cfg)
         split_cfg.merge_from_dict(opts)
+        if len(split_options) > 1:
+            split_cfg.test_dataloader.persistent_workers = False
         loops[split] = (split_cfg.test_dataloader, split_cfg.test_evaluator)
     splits = list(loops)
     cfg.test_dataloader, cfg.test_evaluator = loops[splits[0]]
@@ -63,13 +67,20 @@ def score_splits(config: str, checkpoint: str, work_dir: str, options: Dict,
     watch = _MessageSeen(COCO_EMPTY)
     runner.logger.addHandler(watch)
     metrics, empty = {}, []
-    fp16 = (cfg.get('test_cfg') or {}).get('fp16', False)
     for split in splits:
         watch.seen = False
         if split == splits[0]:
             metrics[split] = runner.test()  # loads the checkpoint
-        else:  # the same model, another loader and evaluator
-            metrics[split] = TestLoop(runner, *loops[split], fp16=fp16).run()
+        else:  # the same model; the loop of test_cfg on this split's loader and evaluator
+            loop_cfg = copy.deepcopy(dict(cfg.get('test_cfg') or {}))
+            loader, evaluator = loops[split]
+            if 'type' in loop_cfg:  # as Runner.build_test_loop builds it
+                loop = LOOPS.build(loop_cfg, default_args=dict(
+                    runner=runner, dataloader=loader, evaluator=evaluator))
+            else:
+                loop = TestLoop(**loop_cfg, runner=runner, dataloader=loader,
+                                evaluator=evaluator)
+            metrics[split] = loop.run()
         if watch.seen:
             empty.append(split)
     runner.logger.removeHandler(watch)
@@ -101,15 +112,17 @@ def main(argv=None):
                                            ('val', args.val_options)) if v is not None}
     if not splits:
         parser.error('give --test-options, --val-options or both: the splits to score')
+    import mmengine
+
     from mmrm.engine import CheckpointError
     try:
         result = score_splits(args.config, args.checkpoint, args.work_dir,
                               _options(args.cfg_options), splits)
     except CheckpointError as exc:  # the checkpoint, named with what is wrong with it
         raise SystemExit(f'{parser.prog}: {exc}') from None
-    with open(args.out, 'w') as f:
-        json.dump(result, f, indent=1)
+    mmengine.dump(result, args.out, indent=1)  # as tools/test.py dumps metrics (numpy scalars)
 
 
 if __name__ == '__main__':
-    main()
+    from mmrm.utils.stack import exit_on_missing
+    exit_on_missing(main)

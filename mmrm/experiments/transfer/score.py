@@ -17,7 +17,7 @@ dataloader and evaluator are taken. With several splits no loader keeps its work
 import argparse
 import copy
 import logging
-from typing import Dict, List
+from typing import Dict
 
 __all__ = ['COCO_EMPTY', 'score_splits']
 
@@ -87,37 +87,31 @@ def score_splits(config: str, checkpoint: str, work_dir: str, options: Dict,
     return dict(metrics=metrics, empty=empty)
 
 
-def _options(values: List[str]) -> Dict:
-    """``K=V`` strings as MMEngine's ``--cfg-options`` parses them."""
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='*', action=DictAction, default={})
-    return parser.parse_args(['--o', *values]).o if values else {}
-
-
 def main(argv=None):
+    import mmengine
+    from mmengine.config import DictAction
+
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--out', required=True, help='JSON file written')
-    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='K=V',
-                        help='options of every split')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        metavar='K=V', help='options of every split')
     for split in ('test', 'val'):
-        parser.add_argument(f'--{split}-options', nargs='+', default=None, metavar='K=V',
-                            help=f'options of the {split} split (the split is scored when '
-                            'given)')
+        parser.add_argument(f'--{split}-options', nargs='+', action=DictAction, default=None,
+                            metavar='K=V', help=f'options of the {split} split (the split is '
+                            'scored when given)')
     args = parser.parse_args(argv)
-    splits = {s: _options(v) for s, v in (('test', args.test_options),
-                                           ('val', args.val_options)) if v is not None}
+    splits = {s: v for s, v in (('test', args.test_options), ('val', args.val_options))
+              if v is not None}
     if not splits:
         parser.error('give --test-options, --val-options or both: the splits to score')
-    import mmengine
 
     from mmrm.engine import CheckpointError
     try:
-        result = score_splits(args.config, args.checkpoint, args.work_dir,
-                              _options(args.cfg_options), splits)
+        result = score_splits(args.config, args.checkpoint, args.work_dir, args.cfg_options,
+                              splits)
     except CheckpointError as exc:  # the checkpoint, named with what is wrong with it
         raise SystemExit(f'{parser.prog}: {exc}') from None
     mmengine.dump(result, args.out, indent=1)  # as tools/test.py dumps metrics (numpy scalars)
